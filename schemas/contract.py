@@ -38,7 +38,7 @@ class Kind(StrEnum):
 class Treatment(StrEnum):
     """What happens to a field after parsing (the spec's "treatment" column)."""
 
-    TOKEN = "token"  # keyed HMAC pseudonym
+    TOKEN = "token"  # noqa: S105 (a treatment name, not a secret): keyed HMAC pseudonym
     DROP = "drop"  # never stored anywhere past parsing
     COARSEN = "coarsen"  # dates to the month, postcodes to the outward code
     KEEP = "keep"
@@ -257,7 +257,12 @@ def normalise_code(value: str) -> str:
 
 
 def identifier(
-    name: str, kind: IdentifierKind, description: str, *, required: bool = True, aliases: tuple[str, ...] = ()
+    name: str,
+    kind: IdentifierKind,
+    description: str,
+    *,
+    required: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Field:
     """A local identifier: text of at most 36 characters, stored only as a keyed token."""
     return Field(
@@ -274,7 +279,13 @@ def identifier(
 
 def dropped(name: str, description: str, *, aliases: tuple[str, ...] = ()) -> Field:
     """A direct identifier or free text: accepted in the file, never stored."""
-    return Field(name=name, kind=Kind.TEXT, treatment=Treatment.DROP, description=description, aliases=aliases)
+    return Field(
+        name=name,
+        kind=Kind.TEXT,
+        treatment=Treatment.DROP,
+        description=description,
+        aliases=aliases,
+    )
 
 
 def code(
@@ -299,7 +310,7 @@ def code(
 
 
 def service_date(name: str, description: str, *, required: bool = False, **bounds: date) -> Field:
-    """A date of a service event: kept exactly, because the trial's outcomes are measured with it."""
+    """A service event's date: kept exactly, because the trial's outcomes are measured with it."""
     return Field(
         name=name,
         kind=Kind.DATE,

@@ -10,7 +10,9 @@ CSC_EVENTS = Dataset(
     key=("event_id",),
     fields=(
         identifier("event_id", IdentifierKind.CSC_EVENT, "The LA's event ID; unique in the file."),
-        identifier("person_id", IdentifierKind.PERSON, "The person involved; should match `people`."),
+        identifier(
+            "person_id", IdentifierKind.PERSON, "The person involved; should match `people`."
+        ),
         code("event_type", codes.CSC_EVENT_TYPES, "Kind of involvement.", required=True),
         service_date("start_date", "Start of the event.", required=True),
         service_date("end_date", "End of the event."),

@@ -21,7 +21,9 @@ EPISODES = Dataset(
     description="Early help episodes: one per family per period of work.",
     key=("episode_id",),
     fields=(
-        identifier("episode_id", IdentifierKind.EPISODE, "The LA's episode ID; unique in the file."),
+        identifier(
+            "episode_id", IdentifierKind.EPISODE, "The LA's episode ID; unique in the file."
+        ),
         identifier(
             "family_id", IdentifierKind.FAMILY, "The family worked with; should match `people`."
         ),

@@ -2,14 +2,26 @@
 
 from pseudonymise.tokens import IdentifierKind
 from schemas import codes
-from schemas.contract import TRIAL_END, TRIAL_START, Dataset, Field, Kind, Treatment, code, identifier, service_date
+from schemas.contract import (
+    TRIAL_END,
+    TRIAL_START,
+    Dataset,
+    Field,
+    Kind,
+    Treatment,
+    code,
+    identifier,
+    service_date,
+)
 
 PRACTICE_ACTIVITY = Dataset(
     name="practice_activity",
     description="Training, reflective practice and systemic tools: the fidelity record.",
     key=("activity_id",),
     fields=(
-        identifier("activity_id", IdentifierKind.ACTIVITY, "The LA's activity ID; unique in the file."),
+        identifier(
+            "activity_id", IdentifierKind.ACTIVITY, "The LA's activity ID; unique in the file."
+        ),
         identifier(
             "keyworker_id", IdentifierKind.KEYWORKER, "The worker; should match `keyworkers`."
         ),

@@ -2,7 +2,16 @@
 
 from pseudonymise.tokens import IdentifierKind
 from schemas import codes
-from schemas.contract import Dataset, Field, Kind, Treatment, code, dropped, identifier, service_date
+from schemas.contract import (
+    Dataset,
+    Field,
+    Kind,
+    Treatment,
+    code,
+    dropped,
+    identifier,
+    service_date,
+)
 
 SCORE15_ITEMS = tuple(f"item_{i:02d}" for i in range(1, 16))
 
@@ -19,7 +28,9 @@ SCORE15 = Dataset(
     description="SCORE-15 family outcome measure responses.",
     key=("response_id",),
     fields=(
-        identifier("response_id", IdentifierKind.RESPONSE, "The LA's response ID; unique in the file."),
+        identifier(
+            "response_id", IdentifierKind.RESPONSE, "The LA's response ID; unique in the file."
+        ),
         identifier("family_id", IdentifierKind.FAMILY, "The family."),
         identifier(
             "person_id",
@@ -27,7 +38,9 @@ SCORE15 = Dataset(
             "The respondent, aged 12 or over on `completed_date` (checked across datasets).",
         ),
         service_date("completed_date", "Date the questionnaire was completed.", required=True),
-        code("time_point", codes.TIME_POINTS, "When in the episode it was completed.", required=True),
+        code(
+            "time_point", codes.TIME_POINTS, "When in the episode it was completed.", required=True
+        ),
         *(
             Field(
                 name=item,

@@ -1,0 +1,356 @@
+"""Checking a large CSV a slice at a time, with the outcome `check_submission` would give.
+
+Memory then grows with the slice (`chunk_rows`), not the file: each slice is read, parsed,
+pseudonymised, validated and handed on before the next is read. The one rule that spans
+slices, a repeated key (every row carrying it is rejected), is settled first by a narrow
+pass that reads only the key and `la_code` columns and tokenises the keys; those tokens
+(32 hex characters a row) are the only thing kept for the whole file, and the main pass uses
+them instead of tokenising the keys again.
+
+    narrow pass   key + la_code cells -> key tokens for every row, repeated-key rows, LA check
+    main pass     every slice: data rows -> parse -> pseudonymise -> validate -> split -> yield
+
+Anything `read_submission` has special rules for is checked whole by `check_submission`
+and handed on as one chunk per table: ZIP and XLSX files, text that is not UTF-8, a header
+not in the first records, and files smaller than `min_bytes`. A record wider than the CSV's
+first record is only noticed by the main pass, after chunks may have been handed on: the
+iteration then raises `RaggedCsvError`, and the caller discards what it was given (a loader
+rolls its transaction back) and checks the file whole with `check_submission`.
+
+The consumer's protocol: chunks of one table come together, the table's last chunk carries
+`end` (its totals and table-level issues, and has no rows itself); `file_issues` is complete
+once the iteration is. `collect_submission` puts the chunks back together into the
+`SubmissionOutcome` that `check_submission` returns, which is how the two are tested equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from pseudonymise.tokens import Tokeniser
+from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Treatment
+from schemas.models import duplicated_key_rows
+from schemas.outcome import (
+    ROW_NUMBER,
+    FileIssue,
+    RawTable,
+    SubmissionOutcome,
+    TableOutcome,
+    empty_issues,
+)
+from schemas.parse import parse_table
+from schemas.reader import (
+    CsvLayout,
+    blank_headed_columns,
+    blank_headed_issues,
+    csv_layout,
+    csv_slices,
+    data_rows,
+    no_data_rows_issue,
+    raw_columns,
+)
+from schemas.rules import Severity
+from schemas.submission import (
+    CheckedRows,
+    check_submission,
+    checked_rows,
+    clean_column_types,
+    la_code_differs,
+    rejected_column_types,
+)
+from schemas.submission import _la_code_mismatch as la_code_mismatch
+from schemas.submission import _table_issues as table_issues
+from schemas.treatment import pseudonymise_table
+
+DEFAULT_CHUNK_ROWS = 200_000
+# Below this a file is checked whole: a second pass would cost more than the memory it saves.
+DEFAULT_MIN_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class TableEnd:
+    """What a table's chunks added up to, and the issues with the table as a whole."""
+
+    rows_received: int
+    rows_clean: int
+    rows_rejected: int
+    file_issues: tuple[FileIssue, ...]
+
+    @property
+    def accepted(self) -> bool:
+        return not any(i.severity is Severity.ERROR for i in self.file_issues)
+
+
+@dataclass(frozen=True)
+class TableChunk:
+    """Some rows of one table of a submission, pseudonymised, validated and split.
+
+    Frames as in `TableOutcome`; `rows_received` counts this chunk's data rows. The table's
+    last chunk has `end` set and no rows.
+    """
+
+    dataset: str
+    source: str
+    rows_received: int
+    clean: pl.DataFrame
+    rejected: pl.DataFrame
+    issues: pl.DataFrame
+    end: TableEnd | None = None
+
+
+class ChunkedSubmission:
+    """The chunks of one checked submission, produced as they are iterated (once only)."""
+
+    def __init__(self, chunks: Iterator[TableChunk], la_code: str, key_id: str) -> None:
+        self._chunks = chunks
+        self.la_code = la_code
+        self.key_id = key_id
+        self.file_issues: list[FileIssue] = []  # complete once the iteration is
+
+    def __iter__(self) -> Iterator[TableChunk]:
+        return self._chunks
+
+
+def check_submission_chunks(
+    content: bytes | Path,
+    *,
+    la_code: str,
+    tokeniser: Tokeniser,
+    today: date,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    min_bytes: int = DEFAULT_MIN_BYTES,
+) -> ChunkedSubmission:
+    """`check_submission`, a slice of at most `chunk_rows` rows at a time (see the module)."""
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be positive")
+    data = content.read_bytes() if isinstance(content, Path) else content
+    context = _Context(la_code=la_code, tokeniser=tokeniser, today=today, chunk_rows=chunk_rows)
+    submission = ChunkedSubmission(iter(()), la_code, tokeniser.key_id)
+    submission._chunks = _chunks(data, context, min_bytes, submission.file_issues)
+    return submission
+
+
+def collect_submission(submission: ChunkedSubmission) -> SubmissionOutcome:
+    """All the chunks put together: what `check_submission` gives for the same file."""
+    tables: list[TableOutcome] = []
+    pending: list[TableChunk] = []
+    for chunk in submission:
+        pending.append(chunk)
+        if chunk.end is not None:
+            tables.append(_table_outcome(pending, chunk.end))
+            pending = []
+    return SubmissionOutcome(
+        la_code=submission.la_code,
+        key_id=submission.key_id,
+        tables=tables,
+        file_issues=list(submission.file_issues),
+    )
+
+
+# --- producing the chunks ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    la_code: str
+    tokeniser: Tokeniser
+    today: date
+    chunk_rows: int
+
+
+def _chunks(
+    data: bytes, context: _Context, min_bytes: int, file_issues: list[FileIssue]
+) -> Iterator[TableChunk]:
+    layout = csv_layout(data) if len(data) >= min_bytes else None
+    if layout is None:
+        outcome = check_submission(
+            data, la_code=context.la_code, tokeniser=context.tokeniser, today=context.today
+        )
+        file_issues.extend(outcome.file_issues)
+        for table in outcome.tables:
+            yield from _whole_table_chunks(table)
+        return
+    yield from _csv_chunks(layout, context, file_issues)
+
+
+def _whole_table_chunks(table: TableOutcome) -> Iterator[TableChunk]:
+    yield TableChunk(
+        table.dataset, table.source, table.rows_received, table.clean, table.rejected, table.issues
+    )
+    end = TableEnd(
+        rows_received=table.rows_received,
+        rows_clean=table.clean.height,
+        rows_rejected=table.rejected.height,
+        file_issues=tuple(table.file_issues),
+    )
+    yield _closing_chunk(table.dataset, table.source, end)
+
+
+def _csv_chunks(
+    layout: CsvLayout, context: _Context, file_issues: list[FileIssue]
+) -> Iterator[TableChunk]:
+    dataset = layout.dataset
+    keys = _scan_keys(layout, context)
+    file_issues.extend(layout.issues)
+    file_issues.extend(blank_headed_issues(keys.blank_headed_with_data))
+    if keys.la_code_differs:
+        rows = _count_data_rows(layout, context.chunk_rows)
+        if rows == 0:
+            file_issues.append(no_data_rows_issue(dataset))
+            return
+        end = TableEnd(rows, 0, 0, (la_code_mismatch(""),))
+        yield _closing_chunk(dataset.name, "", end)
+        return
+    totals = _Totals()
+    for rows in _checked_slices(layout, context, keys):
+        totals.add(rows)
+        yield TableChunk(
+            dataset.name, "", rows.rows_received, rows.clean, rows.rejected, rows.issues
+        )
+    if totals.received == 0:
+        file_issues.append(no_data_rows_issue(dataset))
+        return
+    yield _closing_chunk(dataset.name, "", totals.end())
+
+
+@dataclass
+class _Totals:
+    received: int = 0
+    clean: int = 0
+    rejected: int = 0
+
+    def add(self, rows: _SliceRows) -> None:
+        self.received += rows.rows_received
+        self.clean += rows.clean.height
+        self.rejected += rows.rejected.height
+
+    def end(self) -> TableEnd:
+        issues = tuple(table_issues(self.clean, ""))
+        return TableEnd(self.received, self.clean, self.rejected, issues)
+
+
+@dataclass(frozen=True)
+class _SliceRows(CheckedRows):
+    rows_received: int = 0
+
+
+def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Iterator[_SliceRows]:
+    dataset = layout.dataset
+    repeated = duplicated_key_rows(keys.tokens, dataset)
+    for records in csv_slices(layout, chunk_rows=context.chunk_rows):
+        raw = data_rows(layout, records)
+        del records
+        if raw.is_empty():
+            continue
+        rows = checked_rows(
+            RawTable(dataset, "", raw),
+            la_code=context.la_code,
+            tokeniser=context.tokeniser,
+            today=context.today,
+            duplicated_rows=repeated,
+            known_tokens=_known_tokens(keys.tokens, raw, dataset),
+        )
+        yield _SliceRows(rows.clean, rows.rejected, rows.issues, rows_received=raw.height)
+
+
+def _closing_chunk(dataset_name: str, source: str, end: TableEnd) -> TableChunk:
+    from schemas.datasets import DATASETS
+
+    dataset = DATASETS[dataset_name]
+    return TableChunk(
+        dataset=dataset_name,
+        source=source,
+        rows_received=0,
+        clean=pl.DataFrame(schema=clean_column_types(dataset)),
+        rejected=pl.DataFrame(schema=rejected_column_types(dataset)),
+        issues=empty_issues(),
+        end=end,
+    )
+
+
+def _count_data_rows(layout: CsvLayout, chunk_rows: int) -> int:
+    return sum(
+        data_rows(layout, records).height
+        for records in csv_slices(layout, chunk_rows=chunk_rows)
+    )
+
+
+# --- the narrow pass: keys, LA code, blank-headed columns -----------------------------------
+
+
+@dataclass
+class _KeyScan:
+    tokens: pl.DataFrame  # ROW_NUMBER (ascending) + the key's validated columns, every record
+    la_code_differs: bool = False
+    blank_headed_with_data: set[int] = field(default_factory=set)
+
+
+def _key_fields(dataset: Dataset) -> tuple[Field, ...]:
+    return tuple(dataset.field(name) for name in dataset.key)
+
+
+def _scan_keys(layout: CsvLayout, context: _Context) -> _KeyScan:
+    """Every record's key as `check_submission` would validate it, and the whole-file facts."""
+    dataset = layout.dataset
+    key_fields = _key_fields(dataset)
+    names = {*dataset.key, LA_CODE_COLUMN}
+    positions = sorted({*layout.positions(names), *layout.blank_headed})
+    parts: list[pl.DataFrame] = []
+    scan = _KeyScan(tokens=pl.DataFrame())
+    for records in csv_slices(layout, chunk_rows=context.chunk_rows, positions=positions):
+        scan.blank_headed_with_data |= blank_headed_columns(layout, records)
+        raw = raw_columns(layout, records, names)
+        del records
+        scan.la_code_differs = scan.la_code_differs or la_code_differs(raw, context.la_code)
+        parts.append(_key_tokens(RawTable(dataset, "", raw), key_fields, context))
+    scan.tokens = pl.concat(parts) if parts else _key_tokens_schema(dataset)
+    return scan
+
+
+def _key_tokens(table: RawTable, key_fields: tuple[Field, ...], context: _Context) -> pl.DataFrame:
+    typed, _ = parse_table(table, today=context.today)
+    pseudonymised, _ = pseudonymise_table(
+        typed, table.dataset, context.tokeniser, context.la_code, fields=key_fields
+    )
+    return pseudonymised.select(ROW_NUMBER, *(f.stored_name for f in key_fields))
+
+
+def _key_tokens_schema(dataset: Dataset) -> pl.DataFrame:
+    types = clean_column_types(dataset)
+    names = [ROW_NUMBER, *(f.stored_name for f in _key_fields(dataset))]
+    return pl.DataFrame(schema={name: types[name] for name in names})
+
+
+def _known_tokens(tokens: pl.DataFrame, raw: pl.DataFrame, dataset: Dataset) -> dict[str, pl.Series]:
+    """The narrow pass's tokens for this slice's rows, by field name, in the slice's order."""
+    token_fields = [f for f in _key_fields(dataset) if f.treatment is Treatment.TOKEN]
+    if not token_fields:
+        return {}
+    numbers = raw.get_column(ROW_NUMBER)
+    all_numbers = tokens.get_column(ROW_NUMBER)
+    start = int(all_numbers.search_sorted(numbers.min(), side="left"))  # type: ignore[arg-type]
+    stop = int(all_numbers.search_sorted(numbers.max(), side="right"))  # type: ignore[arg-type]
+    window = tokens.slice(start, stop - start)
+    joined = raw.select(ROW_NUMBER).join(window, on=ROW_NUMBER, how="left", maintain_order="left")
+    return {f.name: joined.get_column(f.stored_name) for f in token_fields}
+
+
+# --- putting chunks together ----------------------------------------------------------------
+
+
+def _table_outcome(chunks: list[TableChunk], end: TableEnd) -> TableOutcome:
+    first = chunks[0]
+    return TableOutcome(
+        dataset=first.dataset,
+        source=first.source,
+        rows_received=end.rows_received,
+        clean=pl.concat([c.clean for c in chunks]),
+        rejected=pl.concat([c.rejected for c in chunks]),
+        issues=pl.concat([c.issues for c in chunks]),
+        file_issues=list(end.file_issues),
+    )

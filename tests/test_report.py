@@ -1,0 +1,89 @@
+"""The LA report: what it says, and that it names rows, columns and rules only."""
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import polars as pl
+
+from schemas.datasets import DATASETS
+from schemas.outcome import ISSUE_SCHEMA, FileIssue, SubmissionOutcome, TableOutcome
+from schemas.report import render_issues_csv, render_report, report_file_name, rule_text
+from schemas.rules import CODE_LIST, LA_CODE_MISMATCH, NHS_NUMBER_CHECK, UNKNOWN_COLUMN, Severity
+
+
+def _table(
+    issues: list[tuple[int, str, str, str]], *, file_issues: list[FileIssue] | None = None
+) -> TableOutcome:
+    return TableOutcome(
+        dataset="people",
+        source="sheet 2",
+        rows_received=10,
+        clean=pl.DataFrame({"row_number": list(range(2, 10))}),
+        rejected=pl.DataFrame({"row_number": [10, 11]}),
+        issues=pl.DataFrame(issues, schema=ISSUE_SCHEMA, orient="row"),
+        file_issues=file_issues or [],
+    )
+
+
+def _outcome(table: TableOutcome) -> SubmissionOutcome:
+    return SubmissionOutcome(
+        la_code="901",
+        key_id="k1-0123456789abcdef",
+        tables=[table],
+        file_issues=[FileIssue(UNKNOWN_COLUMN, Severity.WARNING, where="column F")],
+    )
+
+
+def test_report_names_rows_columns_and_rules() -> None:
+    outcome = _outcome(
+        _table([(10, "role", CODE_LIST, "error"), (11, "nhs_number", NHS_NUMBER_CHECK, "warning")])
+    )
+    text = render_report(
+        outcome,
+        received_at=datetime(2026, 11, 27, 9, 30, tzinfo=UTC),
+        sha256="ab" * 32,
+        size_bytes=1234,
+    )
+    assert "Result:    ACCEPTED" in text
+    assert "people (sheet 2): accepted; 10 rows received, 8 loaded, 2 rejected, 1 warnings" in text
+    assert "row 10, column role: code_list [error]: is not one of the allowed codes" in text
+    assert "row 11, column nhs_number: nhs_number_check [warning]" in text
+    assert "[warning] column F: unknown_column" in text
+
+
+def test_report_is_cut_at_the_row_limit_and_says_so() -> None:
+    issues = [(row, "role", CODE_LIST, "error") for row in range(2, 30)]
+    text = render_report(
+        _outcome(_table(issues)), received_at=None, sha256="0" * 64, size_bytes=1, row_limit=5
+    )
+    assert text.count(": code_list [error]: ") == 5
+    assert "23 more lines" in text
+    assert "28 × role: code_list [error]" in text
+
+
+def test_rejected_table_is_reported_as_rejected() -> None:
+    table = _table([], file_issues=[FileIssue(LA_CODE_MISMATCH, Severity.ERROR)])
+    outcome = SubmissionOutcome(la_code="901", key_id="k", tables=[table])
+    text = render_report(outcome, received_at=None, sha256="0" * 64, size_bytes=1)
+    assert "Result:    REJECTED" in text
+    assert "people (sheet 2): REJECTED; 10 rows received, 0 loaded" in text
+    assert "la_code_mismatch: the file's LA code column differs" in text
+
+
+def test_csv_report_lists_every_issue() -> None:
+    issues = [(row, "role", CODE_LIST, "error") for row in range(2, 700)]
+    rows = list(csv.reader(io.StringIO(render_issues_csv(_outcome(_table(issues))))))
+    assert rows[0] == ["dataset", "source", "row", "column", "rule", "severity", "explanation"]
+    assert len(rows) == 1 + 1 + len(issues)  # header, the file-level warning, every row issue
+    assert rows[2][:6] == ["people", "sheet 2", "2", "role", "code_list", "error"]
+
+
+def test_cross_field_rules_are_explained_in_words() -> None:
+    rule = DATASETS["episodes"].rules[0]
+    assert rule_text(rule.rule, "episodes") == f"breaks the rule: {rule.describe()}"
+
+
+def test_report_file_name_carries_no_file_name() -> None:
+    name = report_file_name(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "901-abc")
+    assert name == "20260102T030405Z_901-abc.txt"
