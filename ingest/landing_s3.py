@@ -1,0 +1,286 @@
+"""The landing store in S3: `TRIAL_LANDING_URL=s3://bucket/prefix`.
+
+The same API and the same objects as the local `ingest.landing.LandingStore`, under
+`<prefix>/<la_code>/`:
+
+- `<submission_id>.bin`: the service's own ciphertext (`encrypt_blob` under the landing key, bound
+  to `"<la_code>/<submission_id>"`). The service encrypts whatever the bucket does: server-side
+  encryption (``TRIAL_LANDING_S3_SSE=AES256`` or ``aws:kms``) can be asked for on top, never
+  instead;
+- `<submission_id>.json`: the sidecar (SHA-256, size, received time, key id; never the LA's file
+  name), written after the blob, so a submission counts as landed once its sidecar exists.
+
+Keys hold LA codes and submission ids only, never file names.
+
+Deleting (the retention job) removes every version of both objects, so a raw file does not
+outlive its retention period as a noncurrent version on a versioned bucket. The service's
+credentials therefore need ``s3:ListBucketVersions`` and ``s3:DeleteObjectVersion`` besides
+``s3:ListBucket``, ``s3:GetObject``, ``s3:PutObject`` and ``s3:DeleteObject``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.drop_s3 import (
+    call_s3,
+    parse_s3_url,
+    quieten_url_logging,
+    s3_client,
+    s3_error_code,
+)
+from ingest.landing import (
+    SUBMISSION_ID_HEX_CHARS,
+    LandedFile,
+    LandingError,
+    LandingIntegrityError,
+    LandingKeyMismatch,
+    _associated_data,
+    _check_la_code,
+    _check_submission_id,
+    _parse_sidecar,
+    _sidecar_bytes,
+    _utc,
+)
+from pseudonymise.keys import TrialKey
+from pseudonymise.landing_crypto import LandingDecryptError, decrypt_blob, encrypt_blob
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SSE_VARIABLE = "TRIAL_LANDING_S3_SSE"
+SSE_CHOICES = ("AES256", "aws:kms")
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_SIDECAR_KEY = re.compile(r"(?P<la_code>[0-9]{3})/(?P<submission_id>[0-9]{3}-[0-9a-f]{24})\.json")
+
+
+class S3LandingStore:
+    """Encrypted raw files in S3: `s3://bucket/prefix/<la_code>/<submission_id>.{bin,json}`."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        key: TrialKey,
+        *,
+        client: S3Client | None = None,
+        server_side_encryption: str | None = None,
+    ) -> None:
+        if server_side_encryption not in (None, *SSE_CHOICES):
+            raise ValueError(f"server-side encryption must be one of {', '.join(SSE_CHOICES)}")
+        quieten_url_logging()  # as for the drop: no request-level DEBUG records by default
+        self._bucket = bucket
+        self._prefix = prefix
+        self._key = key
+        self._client = client if client is not None else s3_client()
+        self._sse = server_side_encryption
+
+    def __repr__(self) -> str:
+        return f"S3LandingStore(bucket={self._bucket!r}, prefix={self._prefix!r})"
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def put(
+        self, submission_id: str, la_code: str, content: bytes, received_at: datetime
+    ) -> LandedFile:
+        """Land `content`; if the submission has already landed intact, keep it as it is."""
+        _check_la_code(la_code)
+        _check_submission_id(la_code, submission_id)
+        digest = hashlib.sha256(content).hexdigest()
+        if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
+            raise LandingError(f"submission {submission_id} is not the id of this content")
+        existing = self._existing(la_code, submission_id)
+        if existing is not None:
+            if existing.sha256 != digest or not self._blob_exists(la_code, submission_id):
+                raise LandingIntegrityError(
+                    f"submission {submission_id} of LA {la_code} is already landed, damaged"
+                )
+            return existing
+        landed = LandedFile(
+            la_code=la_code,
+            submission_id=submission_id,
+            sha256=digest,
+            size=len(content),
+            received_at=_utc(received_at),
+            key_id=self._key.key_id,
+        )
+        blob = encrypt_blob(self._key, content, _associated_data(la_code, submission_id))
+        self._put(self._blob_key(la_code, submission_id), blob, "application/octet-stream")
+        self._put(
+            self._sidecar_key(la_code, submission_id), _sidecar_bytes(landed), "application/json"
+        )
+        return landed
+
+    def get(self, la_code: str, submission_id: str) -> bytes:
+        """The landed content, decrypted and checked against its SHA-256 and size."""
+        landed = self._landed(la_code, submission_id)
+        if landed.key_id != self._key.key_id:
+            raise LandingKeyMismatch(
+                f"submission {submission_id} of LA {la_code} was landed under key "
+                f"{landed.key_id}, not the configured key {self._key.key_id}"
+            )
+        blob = self._get_or_none(self._blob_key(la_code, submission_id), submission_id) or b""
+        content = self._decrypt(landed, blob)
+        if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
+            raise LandingIntegrityError(
+                f"submission {submission_id} of LA {la_code} does not match its recorded SHA-256"
+            )
+        return content
+
+    def info(self, la_code: str, submission_id: str) -> LandedFile:
+        """A landed submission's sidecar (no decryption)."""
+        return self._landed(la_code, submission_id)
+
+    def list(self) -> builtins.list[LandedFile]:
+        """Every landed submission (those whose sidecar is written), by LA and id."""
+        landed = []
+        for key in self._all_keys():
+            match = _SIDECAR_KEY.fullmatch(key[len(self._prefix) :])
+            if match and match["submission_id"].startswith(match["la_code"] + "-"):
+                found = self._existing(match["la_code"], match["submission_id"])
+                if found is not None:  # deleted since the listing
+                    landed.append(found)
+        return sorted(landed, key=lambda item: (item.la_code, item.submission_id))
+
+    def delete(self, la_code: str, submission_id: str) -> None:
+        """Remove a landed submission, every version of it (sidecar first)."""
+        for key in (
+            self._sidecar_key(la_code, submission_id),
+            self._blob_key(la_code, submission_id),
+        ):
+            what = f"delete submission {submission_id} of LA {la_code}"
+            call_s3(LandingError, what, partial(self._delete_every_version, key))
+
+    def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]:
+        """Landed submissions received before `cutoff` (for the retention job)."""
+        limit = _utc(cutoff)
+        return [landed for landed in self.list() if landed.received_at < limit]
+
+    # --- objects -------------------------------------------------------------------------
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        extra: dict[str, Any] = {"ServerSideEncryption": self._sse} if self._sse else {}
+        call_s3(
+            LandingError,
+            "write to the S3 landing store",
+            lambda: self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, **extra
+            ),
+        )
+
+    def _get_or_none(self, key: str, submission_id: str) -> bytes | None:
+        failure = ""
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            failure = s3_error_code(exc)
+        if failure in _NOT_FOUND_CODES:
+            return None
+        raise LandingError(f"cannot read submission {submission_id} from S3: {failure}")
+
+    def _blob_exists(self, la_code: str, submission_id: str) -> bool:
+        failure = ""
+        try:
+            self._client.head_object(
+                Bucket=self._bucket, Key=self._blob_key(la_code, submission_id)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            failure = s3_error_code(exc)
+        if failure in _NOT_FOUND_CODES:
+            return False
+        if failure:
+            raise LandingError(f"cannot check submission {submission_id} in S3: {failure}")
+        return True
+
+    def _all_keys(self) -> builtins.list[str]:
+        def list_keys() -> builtins.list[str]:
+            paginator = self._client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(Bucket=self._bucket, Prefix=self._prefix)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+        return call_s3(LandingError, f"list the S3 landing store in {self._bucket}", list_keys)
+
+    def _delete_every_version(self, key: str) -> None:
+        """Delete `key`, and on a versioned bucket each of its versions and delete markers."""
+        self._client.delete_object(Bucket=self._bucket, Key=key)
+        paginator = self._client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=key):
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                version_id = entry.get("VersionId")
+                if entry.get("Key") == key and version_id:
+                    self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+
+    # --- submissions ---------------------------------------------------------------------
+
+    def _folder(self, la_code: str) -> str:
+        return f"{self._prefix}{_check_la_code(la_code)}/"
+
+    def _blob_key(self, la_code: str, submission_id: str) -> str:
+        return f"{self._folder(la_code)}{_check_submission_id(la_code, submission_id)}.bin"
+
+    def _sidecar_key(self, la_code: str, submission_id: str) -> str:
+        return f"{self._folder(la_code)}{_check_submission_id(la_code, submission_id)}.json"
+
+    def _existing(self, la_code: str, submission_id: str) -> LandedFile | None:
+        sidecar = self._get_or_none(self._sidecar_key(la_code, submission_id), submission_id)
+        if sidecar is None:
+            return None
+        landed: LandedFile | None = None
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            landed = _parse_sidecar(json.loads(sidecar), la_code, submission_id)
+        if landed is None:
+            raise LandingIntegrityError(
+                f"the sidecar of submission {submission_id} of LA {la_code} is not valid"
+            )
+        return landed
+
+    def _landed(self, la_code: str, submission_id: str) -> LandedFile:
+        landed = self._existing(la_code, submission_id)
+        if landed is None:
+            raise LandingError(f"submission {submission_id} of LA {la_code} is not landed")
+        return landed
+
+    def _decrypt(self, landed: LandedFile, blob: bytes) -> bytes:
+        plaintext: bytes | None = None
+        with contextlib.suppress(LandingDecryptError):
+            plaintext = decrypt_blob(
+                self._key, blob, _associated_data(landed.la_code, landed.submission_id)
+            )
+        if plaintext is None:
+            raise LandingIntegrityError(
+                f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
+                "the landed file was altered, moved or is missing"
+            )
+        return plaintext
+
+
+def open_s3_landing(
+    url: str, key: TrialKey, env: Mapping[str, str] | None = None
+) -> S3LandingStore:
+    """The landing store named by `TRIAL_LANDING_URL=s3://bucket/prefix` (for `open_landing`).
+
+    ``TRIAL_LANDING_S3_SSE`` (``AES256`` or ``aws:kms``, optional) asks S3 to encrypt too.
+    """
+    env = os.environ if env is None else env
+    bucket, prefix = parse_s3_url(url, "TRIAL_LANDING_URL")
+    sse = env.get(SSE_VARIABLE, "").strip() or None
+    if sse is not None and sse not in SSE_CHOICES:
+        raise ValueError(f"{SSE_VARIABLE} must be one of {', '.join(SSE_CHOICES)} (or unset)")
+    return S3LandingStore(bucket, prefix, key, server_side_encryption=sse)

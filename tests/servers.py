@@ -1,0 +1,376 @@
+"""Real servers on loopback for the drop and landing tests: moto's S3 API and an SFTP server.
+
+Both are started by the tests, in this process, on 127.0.0.1 and a free port:
+
+- `s3_server` (session): moto's `ThreadedMotoServer`, a real HTTP endpoint that boto3 talks to
+  through `AWS_ENDPOINT_URL`. `s3_bucket` (function) points the standard AWS environment at it
+  (test credentials, so no real account is ever touched) and creates a fresh bucket.
+- `sftp_server` (session): an asyncssh SFTP server on its own event loop in a background
+  thread (paramiko is synchronous), with its own generated ed25519 host key and key-based login
+  for one user whose key pair is generated here. `sftp_site` (function) gives every test a fresh
+  temporary folder as the server's chroot, and sets `TRIAL_SFTP_KEY_FILE` and
+  `TRIAL_SFTP_HOST_KEY` so that the service's `open_sftp_drop` connects with the pinned key.
+
+`SftpServer` can also be started on its own (`SftpServer.start(...)`), e.g. on a port chosen
+in advance or with another host key, for the host-key and retry tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+import boto3
+import pytest
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+LOOPBACK = "127.0.0.1"
+TEST_REGION = "us-east-1"  # the one region where create_bucket needs no location constraint
+SFTP_USER = "trialsvc"
+
+
+# --- S3 -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    client: S3Client  # for arranging and inspecting buckets, as an LA or an operator would
+
+
+def _test_client(endpoint_url: str) -> S3Client:
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=TEST_REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A fresh bucket on the test server; the AWS environment variables point at the server."""
+
+    name: str
+    client: S3Client
+    endpoint_url: str
+
+    def url(self, prefix: str = "") -> str:
+        """`s3://bucket/prefix`, as TRIAL_DROP_URL or TRIAL_LANDING_URL would say it."""
+        return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
+
+    def put(self, key: str, body: bytes) -> str:
+        """Upload `body` under `key` (as an LA would) and return its ETag without quotes."""
+        return self.client.put_object(Bucket=self.name, Key=key, Body=body)["ETag"].strip('"')
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return sorted(
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix)
+            for item in page.get("Contents", [])
+        )
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    # The test server's own request log (werkzeug, INFO) quotes every object key: silence it,
+    # so that searching captured logs for canary values finds only what the service logged.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from moto.server import ThreadedMotoServer  # imported here: it takes ~2 s
+
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint_url = f"http://{host}:{port}"
+    try:
+        yield S3Server(endpoint_url=endpoint_url, client=_test_client(endpoint_url))
+    finally:
+        server.stop()
+
+
+def point_aws_environment_at(
+    monkeypatch: pytest.MonkeyPatch, endpoint_url: str, config_folder: Path
+) -> None:
+    """The standard AWS variables, set to the test server and dummy credentials only."""
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", TEST_REGION)
+    # No shared config or credentials file from the machine running the tests.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_folder / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(config_folder / "aws-credentials"))
+
+
+@pytest.fixture
+def s3_bucket(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> S3Bucket:
+    point_aws_environment_at(monkeypatch, s3_server.endpoint_url, tmp_path_factory.mktemp("aws"))
+    client = s3_server.client
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    client.create_bucket(Bucket=name)
+    return S3Bucket(name=name, client=client, endpoint_url=s3_server.endpoint_url)
+
+
+# --- SFTP ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (at the moment of asking)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def public_key_line(key: asyncssh.SSHKey) -> str:
+    """`ssh-ed25519 AAAA…`: the OpenSSH public key line, without a comment."""
+    algorithm, body = key.export_public_key("openssh").decode("ascii").split()[:2]
+    return f"{algorithm} {body}"
+
+
+def write_private_key(key: asyncssh.SSHKey, path: Path) -> Path:
+    """`key` as an OpenSSH private key file readable by its owner only."""
+    path.write_bytes(key.export_private_key("openssh"))
+    path.chmod(0o600)
+    return path
+
+
+class SilentTcpServer:
+    """Accepts TCP connections on loopback and never says a word (a hung SSH server).
+
+    Counts the connections, so a test can tell how often the client tried.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(0.1)
+        self.port = int(self._listener.getsockname()[1])
+        self._accepted: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept_until_stopped, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        return len(self._accepted)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        for connection in self._accepted:
+            connection.close()
+        self._listener.close()
+
+    def _accept_until_stopped(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._accepted.append(connection)
+
+
+@dataclass
+class _ServerState:
+    """What the server's handlers read on every connection (changed between tests)."""
+
+    username: str
+    authorized_keys: asyncssh.SSHAuthorizedKeys
+    root: Path
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_connection(self) -> None:
+        with self.lock:
+            self.connections += 1
+
+
+class _OneUserKeyOnly(asyncssh.SSHServer):
+    """Public-key login for one user name only; no passwords, no keyboard-interactive."""
+
+    def __init__(self, state: _ServerState) -> None:
+        self._state = state
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._state.count_connection()
+
+    def begin_auth(self, username: str) -> bool:
+        if self._conn is not None and username == self._state.username:
+            self._conn.set_authorized_keys(self._state.authorized_keys)
+        return True  # authentication is always required; other users have no usable key
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+
+class SftpServer:
+    """An asyncssh SFTP server on loopback, run on its own event loop in a daemon thread."""
+
+    def __init__(
+        self, state: _ServerState, host_key: asyncssh.SSHKey, client_key: asyncssh.SSHKey
+    ) -> None:
+        self._state = state
+        self.host_key = host_key
+        self.client_key = client_key
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self.port = 0
+
+    @classmethod
+    def start(
+        cls,
+        root: Path,
+        client_key: asyncssh.SSHKey,
+        *,
+        host_key: asyncssh.SSHKey | None = None,
+        port: int = 0,
+        username: str = SFTP_USER,
+    ) -> SftpServer:
+        """A running server chrooted to `root` that accepts `client_key` for `username`."""
+        # The test server's own log quotes every path it serves: keep it out of captured logs,
+        # so that searching them for canary values finds only what the service logged.
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
+        authorized = asyncssh.import_authorized_keys(public_key_line(client_key))
+        state = _ServerState(username=username, authorized_keys=authorized, root=root)
+        server = cls(state, host_key or asyncssh.generate_private_key("ssh-ed25519"), client_key)
+        server._thread.start()
+        server._acceptor = server._run(server._listen(port))
+        server.port = int(server._acceptor.sockets[0].getsockname()[1])
+        return server
+
+    def stop(self) -> None:
+        if self._acceptor is not None:
+            acceptor = self._acceptor
+            self._acceptor = None
+            acceptor.close()
+            self._run(acceptor.wait_closed())
+        self._run(self._cancel_remaining_tasks())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def username(self) -> str:
+        return self._state.username
+
+    @property
+    def root(self) -> Path:
+        return self._state.root
+
+    @root.setter
+    def root(self, folder: Path) -> None:
+        """The chroot of every later connection (each test gets its own folder)."""
+        self._state.root = folder
+
+    @property
+    def connections(self) -> int:
+        """How many TCP connections the server has accepted so far."""
+        return self._state.connections
+
+    @property
+    def host_key_line(self) -> str:
+        return public_key_line(self.host_key)
+
+    def url(self, path: str = "/") -> str:
+        return f"sftp://{self.username}@{self.host}:{self.port}{path}"
+
+    def known_hosts_line(self) -> str:
+        return f"[{self.host}]:{self.port} {self.host_key_line}"
+
+    async def _listen(self, port: int) -> asyncssh.SSHAcceptor:
+        state = self._state
+        return await asyncssh.listen(
+            LOOPBACK,
+            port,
+            server_factory=lambda: _OneUserKeyOnly(state),
+            server_host_keys=[self.host_key],
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=os.fsencode(state.root)),
+            allow_scp=False,
+        )
+
+    @staticmethod
+    async def _cancel_remaining_tasks() -> None:
+        """End the sessions of clients that did not close their connection."""
+        current = asyncio.current_task()
+        remaining = [task for task in asyncio.all_tasks() if task is not current]
+        for task in remaining:
+            task.cancel()
+        await asyncio.gather(*remaining, return_exceptions=True)
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+
+@dataclass(frozen=True)
+class SftpSite:
+    """One test's view of the session's SFTP server: a fresh chroot folder and the drop URL."""
+
+    server: SftpServer
+    root: Path
+    client_key_file: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url("/")
+
+
+_key_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServer]:
+    root = tmp_path_factory.mktemp("sftp-root")
+    server = SftpServer.start(root, asyncssh.generate_private_key("ssh-ed25519"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sftp_site(
+    sftp_server: SftpServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> SftpSite:
+    """A fresh, empty chroot for this test; the service's SFTP variables point at the server."""
+    root = tmp_path_factory.mktemp("sftp-chroot")
+    sftp_server.root = root
+    key_folder = tmp_path_factory.mktemp("sftp-client-key")
+    key_file = write_private_key(sftp_server.client_key, key_folder / f"id_{next(_key_numbers)}")
+    monkeypatch.setenv("TRIAL_SFTP_KEY_FILE", str(key_file))
+    monkeypatch.setenv("TRIAL_SFTP_HOST_KEY", sftp_server.host_key_line)
+    monkeypatch.delenv("TRIAL_SFTP_KNOWN_HOSTS", raising=False)
+    return SftpSite(server=sftp_server, root=root, client_key_file=key_file)
