@@ -123,19 +123,22 @@ def normalise_identifier_expr(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def _check_series(values: pl.Series, rule: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
-    """Apply a check `rule` (an expression over the normalised text) to a column.
+Rule = Callable[[pl.DataFrame], pl.Series]
+"""A check over a frame whose column ``n`` holds normalised text: True, False or null."""
 
-    Normalising once into a real column, rather than inside the rule, matters: polars does
-    not share a Python-backed sub-expression, so each reference would normalise again. A
-    check on a missing value has no answer (null); anything else is True or False.
+
+def _check_series(values: pl.Series, rule: Rule) -> pl.Series:
+    """Apply a check to a column: null in, null out; otherwise True or False.
+
+    The rule gets the normalised text as a real column, and builds its intermediate columns
+    in stages: polars does not share a repeated sub-expression built on a Python function,
+    so referring to one several times inside a single expression would recompute it.
     """
-    frame = pl.DataFrame({"raw": values, "n": normalise_identifier_series(values)})
-    result = pl.when(pl.col("raw").is_not_null()).then(rule(pl.col("n")).fill_null(False))
-    return frame.select(result.alias(values.name)).to_series()
+    checked = rule(pl.DataFrame({"n": normalise_identifier_series(values)})).fill_null(False)
+    return checked.zip_with(values.is_not_null(), checked.clear(n=checked.len())).alias(values.name)
 
 
-def _check_expr(expr: pl.Expr, rule: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+def _check_expr(expr: pl.Expr, rule: Rule) -> pl.Expr:
     return expr.map_batches(
         partial(_check_series, rule=rule), return_dtype=pl.Boolean, is_elementwise=True
     )
@@ -170,13 +173,16 @@ def nhs_number_is_valid(value: str) -> bool:
     return nhs_check_digit(digits[:9]) == int(digits[9])
 
 
-def _nhs_rule(normalised: pl.Expr) -> pl.Expr:
+def _nhs_rule(frame: pl.DataFrame) -> pl.Series:
     """The modulus 11 check as integer arithmetic on the normalised text."""
-    shaped = normalised.str.contains(f"^{_NHS_RE.pattern}$")
-    number = pl.when(shaped).then(normalised).str.to_integer(strict=False)
+    frame = frame.with_columns(shaped=pl.col("n").str.contains(f"^{_NHS_RE.pattern}$"))
+    frame = frame.with_columns(
+        number=pl.when("shaped").then(pl.col("n")).str.to_integer(strict=False)
+    )
+    number = pl.col("number")
     total = sum(_digit(number, i, 10) * w for i, w in enumerate(_NHS_WEIGHTS))
     expected = (11 - total % 11) % 11  # 10 can never equal a digit, so it fails as it should
-    return shaped & (expected == _digit(number, 9, 10))
+    return frame.select(pl.col("shaped") & (expected == _digit(number, 9, 10))).to_series()
 
 
 def nhs_number_valid_expr(expr: pl.Expr) -> pl.Expr:
@@ -204,17 +210,22 @@ def upn_is_valid(value: str) -> bool:
     return upn_check_letter(upn[1:]) == upn[0]
 
 
-def _upn_rule(normalised: pl.Expr) -> pl.Expr:
+def _upn_rule(frame: pl.DataFrame) -> pl.Series:
     """The mod 23 check letter as expressions on the normalised text."""
-    shaped = normalised.str.contains(f"^{_UPN_PATTERN}$")
-    upn = pl.when(shaped).then(normalised)
-    middle = upn.str.slice(1, 11).str.to_integer(strict=False)  # positions 2-12, all digits
-    last = upn.str.slice(12, 1).replace_strict(_UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64)
-    check = upn.str.slice(0, 1).replace_strict(
-        _UPN_LETTER_VALUE, default=None, return_dtype=pl.Int64
+    frame = frame.with_columns(shaped=pl.col("n").str.contains(f"^{_UPN_PATTERN}$"))
+    upn = pl.when("shaped").then(pl.col("n"))
+    frame = frame.with_columns(
+        middle=upn.str.slice(1, 11).str.to_integer(strict=False),  # positions 2-12: digits
+        last=upn.str.slice(12, 1).replace_strict(
+            _UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64
+        ),
+        check=upn.str.slice(0, 1).replace_strict(
+            _UPN_LETTER_VALUE, default=None, return_dtype=pl.Int64
+        ),
     )
-    total = sum(_digit(middle, i, 11) * (i + 2) for i in range(11)) + last * 13
-    return shaped & (total % 23 == check)
+    middle = pl.col("middle")
+    total = sum(_digit(middle, i, 11) * (i + 2) for i in range(11)) + pl.col("last") * 13
+    return frame.select(pl.col("shaped") & (total % 23 == pl.col("check"))).to_series()
 
 
 def upn_valid_expr(expr: pl.Expr) -> pl.Expr:

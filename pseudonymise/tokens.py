@@ -6,13 +6,16 @@ binds the kind of identifier and, for LA-scoped kinds, the LA code, so a family 
 person ID, or the same local ID in two LAs, never give the same token; NHS numbers and UPNs
 are not LA-scoped so a child known to two trial LAs links.
 
-Speed (1M mostly distinct 10-character IDs, this 2-core box, best of 3; the whole
-`tokenise` call including normalisation):
+Speed: 1M mostly distinct 10-character IDs on this shared 2-core box, whole `tokenise` call
+including normalisation, best wall time of many runs (medians ran 1.5-2x slower under load):
 
-- Python loop, pre-keyed ``hmac`` object ``.copy()`` per distinct value: 2.0 s (0.5M/s);
-  with hand-rolled ipad/opad ``hashlib`` copies 1.0-1.5 s;
+- Python, pre-keyed ``hmac`` object ``.copy()`` per distinct value: 2.2 s (0.46M/s);
+  hand-rolled ipad/opad ``hashlib`` midstate copies: ~1.0 s; ``hmac.digest`` one-shot: 2.6 s;
 - DuckDB in-engine ``sha256(opad || unhex(sha256(ipad || message)))`` over Arrow record
-  batches of 64k rows (so both cores work): 0.55-0.65 s (1.6-1.8M/s).
+  batches of 64k rows, so both cores hash: 0.60 s (1.66M/s) for clean IDs, 0.69 s
+  (1.45M/s) when every value needs trimming and upper-casing. DuckDB's SHA-256 costs ~0.3 us
+  a block and HMAC needs four, so this is close to its ceiling; running the Python loop
+  beside a one-thread DuckDB saved only ~10% CPU, not worth a second moving part.
 
 So columns of `ENGINE_MIN_ROWS` or more go through DuckDB, on a private locked-down connection
 (no file access, no spilling to disk, no extension loading), and smaller ones, and any column
@@ -114,6 +117,20 @@ def _hmac_pads(secret: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
+def _mostly_repeated(column: pl.Series) -> bool:
+    """Fewer than half as many distinct values as values (estimated, which is cheap)."""
+    present = column.len() - column.null_count()
+    distinct = column.drop_nulls().to_frame("v").select(pl.col("v").approx_n_unique()).item()
+    return int(distinct) * 2 < present
+
+
+def _joined_back(column: pl.Series, distinct: pl.Series, tokens: pl.Series) -> pl.Series:
+    """The token of each value of `column`, from the tokens of its distinct values."""
+    mapping = pl.DataFrame({"v": distinct, "t": tokens}, schema={"v": pl.String, "t": pl.String})
+    joined = column.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
+    return joined.get_column("t")
+
+
 def _text_column(values: pl.Series) -> pl.Series:
     """The column as text; numbers are refused, since casting would have lost leading zeros."""
     if values.dtype == pl.Null or isinstance(values.dtype, pl.Categorical | pl.Enum):
@@ -183,16 +200,23 @@ class Tokeniser:
         keyed = hmac.new(self._secret, prefix, hashlib.sha256)
         distinct = column.drop_nulls().unique()
         tokens = [self._python_token(keyed.copy(), v) for v in distinct.to_list()]
-        mapping = pl.DataFrame(
-            {"v": distinct, "t": tokens}, schema={"v": pl.String, "t": pl.String}
-        )
-        joined = column.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
-        return joined.get_column("t")
+        return _joined_back(column, distinct, pl.Series(tokens, dtype=pl.String))
 
     # --- DuckDB path: the same HMAC composed from two SHA-256 calls, on both cores ---
 
     def _engine_tokens(self, column: pl.Series, prefix: bytes) -> pl.Series | None:
-        """Tokens computed in DuckDB, or None if the engine failed (the caller falls back)."""
+        """Tokens computed in DuckDB, or None if the engine failed (the caller falls back).
+
+        A column that repeats its values a lot (a family ID on every member's row) is hashed
+        once per distinct value: hashing costs far more than finding the distinct values.
+        """
+        if not _mostly_repeated(column):
+            return self._engine_hash(column, prefix)
+        distinct = column.drop_nulls().unique()
+        tokens = self._engine_hash(distinct, prefix)
+        return None if tokens is None else _joined_back(column, distinct, tokens)
+
+    def _engine_hash(self, column: pl.Series, prefix: bytes) -> pl.Series | None:
         frame = column.to_frame("v")
         # One Arrow record batch per slice (zero-copy) lets DuckDB hash on every core.
         batches = [

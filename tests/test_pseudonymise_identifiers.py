@@ -97,7 +97,16 @@ def test_normalise_series_leaves_its_input_alone() -> None:
 # --- NHS number ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["9434765919", "943 476 5919", " 943 476 5919 ", "4010232137"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9434765919",  # widely published test number
+        "943 476 5919",
+        " 943 476 5919 ",
+        "4010232137",
+        "1111111111",  # the algorithm alone decides: repeated digits are not special-cased
+    ],
+)
 def test_nhs_known_valid(value: str) -> None:
     assert nhs_number_is_valid(value)
     assert _run(nhs_number_valid_expr, [value]) == [True]
