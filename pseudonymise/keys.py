@@ -15,10 +15,11 @@ Providers are tried by environment variable, one purpose at a time (``PSEUDONYM`
 - ``TRIAL_<PURPOSE>_KEY``: the key text itself;
 - ``TRIAL_<PURPOSE>_KEY_FILE``: a path to a file holding the key text, which only the service
   may read (no group or other permission bits, e.g. ``chmod 600``; a Kubernetes secret volume
-  needs ``defaultMode: 0400``).
+  needs ``defaultMode: 0400``);
+- ``TRIAL_<PURPOSE>_KEY_SECRET_ID``: the id or ARN of an AWS Secrets Manager secret whose text
+  is the key text.
 
-Exactly one must be set. A cloud secret store is one more `KeyProvider` in `KEY_PROVIDERS`
-(``TRIAL_<PURPOSE>_KEY_SECRET_ID``), with no change to `load_key`.
+Exactly one must be set. Another secret store is one more `KeyProvider` in `KEY_PROVIDERS`.
 """
 
 from __future__ import annotations
@@ -172,9 +173,33 @@ def _decode_file_bytes(raw: bytes) -> str:
         return ""
 
 
+def _read_aws_secret(variable: str, secret_id: str) -> str:
+    """Key text from AWS Secrets Manager (region, credentials and endpoint from the standard
+    AWS environment). Only the error's code is reported: the service's message never holds
+    the secret, and botocore's own messages are not passed on."""
+    import boto3  # here, not at import: boto3 costs start-up time the other providers need not
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise KeyConfigError(f"{variable} names a secret that could not be read ({code})") from None
+    except BotoCoreError as exc:
+        reason = type(exc).__name__
+        raise KeyConfigError(
+            f"{variable}: AWS Secrets Manager was not reachable ({reason})"
+        ) from None
+    text = response.get("SecretString")
+    if not isinstance(text, str):
+        raise KeyConfigError(f"{variable} names a secret with no text value (SecretString)")
+    return text
+
+
 KEY_PROVIDERS: tuple[KeyProvider, ...] = (
     KeyProvider("", _read_env_text),
     KeyProvider("_FILE", _read_key_file),
+    KeyProvider("_SECRET_ID", _read_aws_secret),
 )
 
 

@@ -10,19 +10,19 @@ import hmac
 import os
 from pathlib import Path
 
+import boto3
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pseudonymise.keys import (
-    KEY_PROVIDERS,
     KeyConfigError,
-    KeyProvider,
     TrialKey,
     load_key,
     new_key_text,
     parse_key_text,
 )
+from tests.servers import S3Bucket
 
 SECRET = bytes(range(100, 132))
 KEY_TEXT = "tik1:" + base64.urlsafe_b64encode(SECRET).rstrip(b"=").decode()
@@ -214,15 +214,25 @@ def test_unknown_purpose() -> None:
         load_key("pseudonym", {"TRIAL_pseudonym_KEY": KEY_TEXT})
 
 
-def test_a_third_provider_plugs_in() -> None:
-    """How a secret-store provider (TRIAL_<PURPOSE>_KEY_SECRET_ID) will be added."""
-    store = {"arn:trial/pseudonym": KEY_TEXT}
+def test_key_from_aws_secrets_manager(s3_bucket: S3Bucket) -> None:
+    """Against moto's server on loopback (the same endpoint serves Secrets Manager)."""
+    client = boto3.client("secretsmanager", endpoint_url=s3_bucket.endpoint_url)
+    client.create_secret(Name="trial/pseudonym", SecretString=KEY_TEXT)
+    env = {"TRIAL_PSEUDONYM_KEY_SECRET_ID": "trial/pseudonym"}
+    assert load_key("PSEUDONYM", env).secret == SECRET
 
-    def read_store(_variable: str, secret_id: str) -> str:
-        return store[secret_id]
 
-    providers = (*KEY_PROVIDERS, KeyProvider("_SECRET_ID", read_store))
-    env = {"TRIAL_PSEUDONYM_KEY_SECRET_ID": "arn:trial/pseudonym"}
-    assert load_key("PSEUDONYM", env, providers=providers).secret == SECRET
-    with pytest.raises(KeyConfigError, match="TRIAL_PSEUDONYM_KEY_SECRET_ID"):
-        load_key("PSEUDONYM", {}, providers=providers)
+def test_missing_aws_secret_is_a_clear_error_without_the_id_value(s3_bucket: S3Bucket) -> None:
+    env = {"TRIAL_LANDING_KEY_SECRET_ID": "trial/no-such-secret"}
+    with pytest.raises(KeyConfigError, match="ResourceNotFoundException") as caught:
+        load_key("LANDING", env)
+    assert "TRIAL_LANDING_KEY_SECRET_ID" in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+def test_aws_secret_that_is_not_a_key_is_refused_without_showing_it(s3_bucket: S3Bucket) -> None:
+    client = boto3.client("secretsmanager", endpoint_url=s3_bucket.endpoint_url)
+    client.create_secret(Name="trial/bad", SecretString="hunter2-not-a-key")
+    with pytest.raises(KeyConfigError) as caught:
+        load_key("PSEUDONYM", {"TRIAL_PSEUDONYM_KEY_SECRET_ID": "trial/bad"})
+    assert "hunter2" not in str(caught.value)
