@@ -1,0 +1,60 @@
+"""The service's jobs, the run tags they carry and the run config that names a return.
+
+`ingest_return` processes one file for one LA partition: the sensor's runs name it by the drop
+fingerprint; a data engineer reprocesses a landed file by its submission id (after a key
+rotation, a schema fix, or to release a return that a blocking check held back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import AssetKey, AssetSelection, define_asset_job
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+RETURN_JOB = "ingest_return"
+ALLOCATION_JOB = "load_allocation"
+PROCESS_RETURN_OP = "process_return"
+
+# The only run tags the service sets: the LA (from the allocation), the drop file's keyed
+# fingerprint, and the submission id (a hash of the content) once the file has landed.
+LA_TAG = "trial/la"
+DROP_OBJECT_TAG = "trial/drop_object"
+SUBMISSION_TAG = "trial/submission"
+
+CLEAN_PREFIX = "clean"
+ALLOCATION_KEY = AssetKey(["trial", "allocation"])
+
+
+def clean_asset_key(dataset: str) -> AssetKey:
+    return AssetKey([CLEAN_PREFIX, dataset])
+
+
+def return_run_config(
+    *, fingerprint: str = "", submission_id: str = "", release_held: bool = False
+) -> dict[str, Any]:
+    """Run config for `ingest_return`: a drop file by fingerprint, or a landed file by id."""
+    config = {
+        "fingerprint": fingerprint,
+        "submission_id": submission_id,
+        "release_held": release_held,
+    }
+    return {"ops": {PROCESS_RETURN_OP: {"config": config}}}
+
+
+def build_return_job(datasets: list[str]) -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        RETURN_JOB,
+        selection=AssetSelection.assets(*(clean_asset_key(d) for d in datasets)),
+        description="Process one LA file: land it, check it, report to the LA, load the warehouse.",
+    )
+
+
+def build_allocation_job() -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        ALLOCATION_JOB,
+        selection=AssetSelection.assets(ALLOCATION_KEY),
+        description="Load the evaluator's trial allocation into trial.allocation.",
+    )
