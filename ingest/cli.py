@@ -57,11 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     dictionary.set_defaults(handler=_dictionary)
 
     _add_pipeline_commands(commands)
+    _add_maintenance_commands(commands)
     return parser
 
 
 def _add_pipeline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="process everything new on the drop once, then exit")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's events as they come")
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
@@ -70,11 +72,37 @@ def _add_pipeline_commands(commands: argparse._SubParsersAction[argparse.Argumen
     demo.add_argument("--home", type=Path, default=Path("var/demo"))
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--families", type=int, default=40)
+    demo.add_argument("--verbose", action="store_true", help="show Dagster's events as they come")
     demo.set_defaults(handler=_demo)
+
+    release = commands.add_parser(
+        "release", help="load a held return after a person has looked at it and accepts it"
+    )
+    release.add_argument(
+        "submission_id",
+        metavar="SUBMISSION_ID",
+        help="the held submission (its id is in ops.submissions and in the LA's report name)",
+    )
+    release.set_defaults(handler=_release)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the configured instance")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+
+    quality = commands.add_parser(
+        "quality", help="write the data-quality report (counts only) over the clean tables"
+    )
+    quality.add_argument(
+        "--out", type=Path, help="the Markdown file (default: TRIAL_QUALITY_DIR or TRIAL_HOME)"
+    )
+    quality.add_argument("--la", type=_valid_la_code, help="one LA only")
+    quality.set_defaults(handler=_quality)
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from ingest.quality import main_quality
+
+    return main_quality(out=args.out, la_code=args.la)
 
 
 def _keygen(_: argparse.Namespace) -> int:
@@ -155,22 +183,67 @@ def _dictionary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(_: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from ingest.runner import main_run
 
-    return main_run()
+    return main_run(verbose=args.verbose)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ingest.runner import main_demo
 
-    return main_demo(home=args.home, seed=args.seed, families_per_la=args.families)
+    return main_demo(
+        home=args.home, seed=args.seed, families_per_la=args.families, verbose=args.verbose
+    )
+
+
+def _release(args: argparse.Namespace) -> int:
+    from ingest.runner import main_release
+
+    return main_release(args.submission_id)
 
 
 def _ui(args: argparse.Namespace) -> int:
     from ingest.runner import main_ui
 
     return main_ui(port=args.port)
+
+
+def _add_maintenance_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    retention = commands.add_parser(
+        "retention", help="delete landed raw files older than TRIAL_RETENTION_DAYS, log each"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="only count what would go")
+    retention.set_defaults(handler=_retention)
+
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="rebuild the warehouse under the configured (new) pseudonymisation key and swap it in",
+    )
+    rotate.add_argument(
+        "--allow-loss",
+        action="store_true",
+        help="drop returns whose raw file retention has deleted (refused by default)",
+    )
+    rotate.add_argument(
+        "--target-url",
+        help="PostgreSQL: an empty database to build the rotated warehouse in",
+    )
+    rotate.set_defaults(handler=_rotate_key)
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from ingest.retention import main_retention
+
+    return main_retention(dry_run=args.dry_run)
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from ingest.rotation import main_rotate_key
+
+    return main_rotate_key(allow_loss=args.allow_loss, target_url=args.target_url)
 
 
 if __name__ == "__main__":

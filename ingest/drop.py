@@ -89,6 +89,13 @@ class Drop(Protocol):
         """The opaque keyed identifier of `obj`'s LA, name, size and version."""
         ...
 
+    def close(self) -> None:
+        """Release the connection, if the drop holds one (SFTP); a no-op for folder and S3.
+
+        Whoever opens a drop closes it (`with contextlib.closing(drop):` or try/finally).
+        """
+        ...
+
 
 def compute_fingerprint(key: TrialKey, la_code: str, name: str, size: int, version: str) -> str:
     """Keyed HMAC-SHA-256 of `la_code|name|size|version`, as 24 hex characters.
@@ -143,6 +150,9 @@ class LocalFolderDrop:
     @property
     def root(self) -> Path:
         return self._root
+
+    def close(self) -> None:
+        """Nothing to release: a folder holds no connection."""
 
     def fingerprint(self, obj: DropObject) -> str:
         return compute_fingerprint(self._key, obj.la_code, obj.name, obj.size, obj.version)

@@ -164,6 +164,9 @@ class S3Drop:
     def client(self) -> S3Client:
         return self._client
 
+    def close(self) -> None:
+        """Nothing to release: each S3 request is its own (pooled) HTTP exchange."""
+
     def fingerprint(self, obj: DropObject) -> str:
         return compute_fingerprint(self._key, obj.la_code, obj.name, obj.size, obj.version)
 

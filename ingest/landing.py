@@ -11,7 +11,7 @@ submission is two files under `root/<la_code>/`:
 
 Both are written to a temporary file in the same folder and renamed into place, readable by the
 service only. A submission counts as landed once its sidecar exists (written after the blob).
-Only a local folder exists so far; `open_landing` leaves room for S3 (issue 4).
+`ingest.landing_s3.S3LandingStore` keeps the same objects in S3; `open_landing` picks either.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ def submission_id_for(la_code: str, content: bytes) -> str:
     Derived from the content, never from the file's name, so a byte-identical re-upload gets the
     same id and a corrected file under the same name gets a new one.
     """
-    _check_la_code(la_code)
+    check_la_code(la_code)
     return f"{la_code}-{hashlib.sha256(content).hexdigest()[:SUBMISSION_ID_HEX_CHARS]}"
 
 
@@ -75,7 +76,7 @@ class LandedFile:
 
 
 class Landing(Protocol):
-    """What the pipeline needs of a landing store (`LandingStore`; `S3LandingStore` in issue 4)."""
+    """What the pipeline needs of a landing store (`LandingStore`, `S3LandingStore`)."""
 
     def put(
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
@@ -92,26 +93,55 @@ class Landing(Protocol):
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]: ...
 
 
-def _check_la_code(la_code: str) -> str:
+def check_la_code(la_code: str) -> str:
     if not _LA_CODE.fullmatch(la_code):
         raise ValueError("an LA code must be three digits")
     return la_code
 
 
-def _check_submission_id(la_code: str, submission_id: str) -> str:
+def check_submission_id(la_code: str, submission_id: str) -> str:
     if not _SUBMISSION_ID.fullmatch(submission_id) or not submission_id.startswith(f"{la_code}-"):
         raise ValueError("a submission id must be '<la_code>-<24 hex>' for the same LA")
     return submission_id
 
 
-def _associated_data(la_code: str, submission_id: str) -> bytes:
+def associated_data(la_code: str, submission_id: str) -> bytes:
     return f"{la_code}/{submission_id}".encode("ascii")
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware")
     return moment.astimezone(UTC)
+
+
+def check_key_id(key: TrialKey, landed: LandedFile) -> None:
+    """Refuse a landed file encrypted under another landing key than `key`."""
+    if landed.key_id != key.key_id:
+        raise LandingKeyMismatch(
+            f"submission {landed.submission_id} of LA {landed.la_code} was landed under key "
+            f"{landed.key_id}, not the configured key {key.key_id}"
+        )
+
+
+def decrypt_landed(key: TrialKey, landed: LandedFile, blob: bytes) -> bytes:
+    """The content of a landed blob, decrypted and checked against its sidecar's SHA-256 and
+    size (shared by the local and the S3 landing stores)."""
+    check_key_id(key, landed)
+    content: bytes | None = None
+    with contextlib.suppress(LandingDecryptError):
+        content = decrypt_blob(key, blob, associated_data(landed.la_code, landed.submission_id))
+    if content is None:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
+            "the landed file was altered, moved or is missing"
+        )
+    if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} does not match its "
+            "recorded SHA-256"
+        )
+    return content
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
@@ -148,8 +178,8 @@ class LandingStore:
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
     ) -> LandedFile:
         """Land `content`; if the submission has already landed intact, keep it as it is."""
-        _check_la_code(la_code)
-        _check_submission_id(la_code, submission_id)
+        check_la_code(la_code)
+        check_submission_id(la_code, submission_id)
         digest = hashlib.sha256(content).hexdigest()
         if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
             raise LandingError(f"submission {submission_id} is not the id of this content")
@@ -165,35 +195,25 @@ class LandingStore:
             submission_id=submission_id,
             sha256=digest,
             size=len(content),
-            received_at=_utc(received_at),
+            received_at=as_utc(received_at),
             key_id=self._key.key_id,
         )
         self._root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         folder = self._folder(la_code)
         folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
-        blob = encrypt_blob(self._key, content, _associated_data(la_code, submission_id))
+        blob = encrypt_blob(self._key, content, associated_data(la_code, submission_id))
         _write_atomically(self._blob_path(la_code, submission_id), blob)
-        _write_atomically(self._sidecar_path(la_code, submission_id), _sidecar_bytes(landed))
+        _write_atomically(self._sidecar_path(la_code, submission_id), sidecar_bytes(landed))
         return landed
 
     def get(self, la_code: str, submission_id: str) -> bytes:
         """The landed content, decrypted and checked against its SHA-256 and size."""
         landed = self._landed(la_code, submission_id)
-        if landed.key_id != self._key.key_id:
-            raise LandingKeyMismatch(
-                f"submission {submission_id} of LA {la_code} was landed under key "
-                f"{landed.key_id}, not the configured key {self._key.key_id}"
-            )
         try:
             blob = self._blob_path(la_code, submission_id).read_bytes()
         except FileNotFoundError:
             blob = b""
-        content = self._decrypt(landed, blob)
-        if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
-            raise LandingIntegrityError(
-                f"submission {submission_id} of LA {la_code} does not match its recorded SHA-256"
-            )
-        return content
+        return decrypt_landed(self._key, landed, blob)
 
     def info(self, la_code: str, submission_id: str) -> LandedFile:
         """A landed submission's sidecar (no decryption)."""
@@ -223,30 +243,17 @@ class LandingStore:
 
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]:
         """Landed submissions received before `cutoff` (for the retention job)."""
-        limit = _utc(cutoff)
+        limit = as_utc(cutoff)
         return [landed for landed in self.list() if landed.received_at < limit]
 
-    def _decrypt(self, landed: LandedFile, blob: bytes) -> bytes:
-        plaintext: bytes | None = None
-        with contextlib.suppress(LandingDecryptError):
-            plaintext = decrypt_blob(
-                self._key, blob, _associated_data(landed.la_code, landed.submission_id)
-            )
-        if plaintext is None:
-            raise LandingIntegrityError(
-                f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
-                "the landed file was altered, moved or is missing"
-            )
-        return plaintext
-
     def _folder(self, la_code: str) -> Path:
-        return self._root / _check_la_code(la_code)
+        return self._root / check_la_code(la_code)
 
     def _blob_path(self, la_code: str, submission_id: str) -> Path:
-        return self._folder(la_code) / f"{_check_submission_id(la_code, submission_id)}.bin"
+        return self._folder(la_code) / f"{check_submission_id(la_code, submission_id)}.bin"
 
     def _sidecar_path(self, la_code: str, submission_id: str) -> Path:
-        return self._folder(la_code) / f"{_check_submission_id(la_code, submission_id)}.json"
+        return self._folder(la_code) / f"{check_submission_id(la_code, submission_id)}.json"
 
     def _existing(self, la_code: str, submission_id: str) -> LandedFile | None:
         if not self._sidecar_path(la_code, submission_id).exists():
@@ -263,7 +270,7 @@ class LandingStore:
         path = self._sidecar_path(la_code, submission_id)
         landed: LandedFile | None = None
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            landed = _parse_sidecar(json.loads(path.read_bytes()), la_code, submission_id)
+            landed = parse_sidecar(json.loads(path.read_bytes()), la_code, submission_id)
         if landed is None:
             raise LandingIntegrityError(
                 f"the sidecar of submission {submission_id} of LA {la_code} is not valid"
@@ -271,7 +278,7 @@ class LandingStore:
         return landed
 
 
-def _sidecar_bytes(landed: LandedFile) -> bytes:
+def sidecar_bytes(landed: LandedFile) -> bytes:
     document = {
         "format": SIDECAR_FORMAT,
         "la_code": landed.la_code,
@@ -284,7 +291,7 @@ def _sidecar_bytes(landed: LandedFile) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True).encode("ascii") + b"\n"
 
 
-def _parse_sidecar(document: Any, la_code: str, submission_id: str) -> LandedFile | None:
+def parse_sidecar(document: Any, la_code: str, submission_id: str) -> LandedFile | None:
     """The sidecar's record if it is well formed and names this very submission."""
     received_at = datetime.fromisoformat(document["received_at"])
     valid = (
@@ -309,8 +316,11 @@ def _parse_sidecar(document: Any, la_code: str, submission_id: str) -> LandedFil
     )
 
 
-def open_landing(url: str, key: TrialKey) -> LandingStore:
-    """The landing store named by TRIAL_LANDING_URL: a folder path or `file://` URL for now."""
+def open_landing(url: str, key: TrialKey, env: Mapping[str, str] | None = None) -> Landing:
+    """The landing store named by TRIAL_LANDING_URL: a folder path, `file://` or `s3://` URL.
+
+    `env` (default os.environ) gives the S3 store's TRIAL_LANDING_S3_SSE.
+    """
     scheme = urlparse(url).scheme.lower() if "://" in url else ""
     if scheme == "":
         return LandingStore(Path(url).expanduser(), key)
@@ -320,10 +330,9 @@ def open_landing(url: str, key: TrialKey) -> LandingStore:
             raise ValueError("a file:// URL must name a local path (file:///path)")
         return LandingStore(Path(unquote(parsed.path)), key)
     if scheme == "s3":
-        # `ingest.landing_s3.open_s3_landing` is ready; dispatching to it changes this
-        # function's return type to `Landing`, which the callers' annotations must follow.
-        raise NotImplementedError(
-            "s3:// landing stores are not wired in yet (issue 4: S3 landing store); "
-            "use a local folder path for TRIAL_LANDING_URL"
-        )
-    raise ValueError(f"TRIAL_LANDING_URL has an unsupported scheme {scheme!r}: use a folder path")
+        from ingest.landing_s3 import open_s3_landing  # boto3 only when S3 is named
+
+        return open_s3_landing(url, key, env)
+    raise ValueError(
+        f"TRIAL_LANDING_URL has an unsupported scheme {scheme!r}: use a folder path or s3://"
+    )

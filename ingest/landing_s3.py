@@ -45,16 +45,16 @@ from ingest.landing import (
     LandedFile,
     LandingError,
     LandingIntegrityError,
-    LandingKeyMismatch,
-    _associated_data,
-    _check_la_code,
-    _check_submission_id,
-    _parse_sidecar,
-    _sidecar_bytes,
-    _utc,
+    as_utc,
+    associated_data,
+    check_la_code,
+    check_submission_id,
+    decrypt_landed,
+    parse_sidecar,
+    sidecar_bytes,
 )
 from pseudonymise.keys import TrialKey
-from pseudonymise.landing_crypto import LandingDecryptError, decrypt_blob, encrypt_blob
+from pseudonymise.landing_crypto import encrypt_blob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -101,8 +101,8 @@ class S3LandingStore:
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
     ) -> LandedFile:
         """Land `content`; if the submission has already landed intact, keep it as it is."""
-        _check_la_code(la_code)
-        _check_submission_id(la_code, submission_id)
+        check_la_code(la_code)
+        check_submission_id(la_code, submission_id)
         digest = hashlib.sha256(content).hexdigest()
         if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
             raise LandingError(f"submission {submission_id} is not the id of this content")
@@ -118,31 +118,21 @@ class S3LandingStore:
             submission_id=submission_id,
             sha256=digest,
             size=len(content),
-            received_at=_utc(received_at),
+            received_at=as_utc(received_at),
             key_id=self._key.key_id,
         )
-        blob = encrypt_blob(self._key, content, _associated_data(la_code, submission_id))
+        blob = encrypt_blob(self._key, content, associated_data(la_code, submission_id))
         self._put(self._blob_key(la_code, submission_id), blob, "application/octet-stream")
         self._put(
-            self._sidecar_key(la_code, submission_id), _sidecar_bytes(landed), "application/json"
+            self._sidecar_key(la_code, submission_id), sidecar_bytes(landed), "application/json"
         )
         return landed
 
     def get(self, la_code: str, submission_id: str) -> bytes:
         """The landed content, decrypted and checked against its SHA-256 and size."""
         landed = self._landed(la_code, submission_id)
-        if landed.key_id != self._key.key_id:
-            raise LandingKeyMismatch(
-                f"submission {submission_id} of LA {la_code} was landed under key "
-                f"{landed.key_id}, not the configured key {self._key.key_id}"
-            )
         blob = self._get_or_none(self._blob_key(la_code, submission_id), submission_id) or b""
-        content = self._decrypt(landed, blob)
-        if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
-            raise LandingIntegrityError(
-                f"submission {submission_id} of LA {la_code} does not match its recorded SHA-256"
-            )
-        return content
+        return decrypt_landed(self._key, landed, blob)
 
     def info(self, la_code: str, submission_id: str) -> LandedFile:
         """A landed submission's sidecar (no decryption)."""
@@ -170,7 +160,7 @@ class S3LandingStore:
 
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]:
         """Landed submissions received before `cutoff` (for the retention job)."""
-        limit = _utc(cutoff)
+        limit = as_utc(cutoff)
         return [landed for landed in self.list() if landed.received_at < limit]
 
     # --- objects -------------------------------------------------------------------------
@@ -230,13 +220,13 @@ class S3LandingStore:
     # --- submissions ---------------------------------------------------------------------
 
     def _folder(self, la_code: str) -> str:
-        return f"{self._prefix}{_check_la_code(la_code)}/"
+        return f"{self._prefix}{check_la_code(la_code)}/"
 
     def _blob_key(self, la_code: str, submission_id: str) -> str:
-        return f"{self._folder(la_code)}{_check_submission_id(la_code, submission_id)}.bin"
+        return f"{self._folder(la_code)}{check_submission_id(la_code, submission_id)}.bin"
 
     def _sidecar_key(self, la_code: str, submission_id: str) -> str:
-        return f"{self._folder(la_code)}{_check_submission_id(la_code, submission_id)}.json"
+        return f"{self._folder(la_code)}{check_submission_id(la_code, submission_id)}.json"
 
     def _existing(self, la_code: str, submission_id: str) -> LandedFile | None:
         sidecar = self._get_or_none(self._sidecar_key(la_code, submission_id), submission_id)
@@ -244,7 +234,7 @@ class S3LandingStore:
             return None
         landed: LandedFile | None = None
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            landed = _parse_sidecar(json.loads(sidecar), la_code, submission_id)
+            landed = parse_sidecar(json.loads(sidecar), la_code, submission_id)
         if landed is None:
             raise LandingIntegrityError(
                 f"the sidecar of submission {submission_id} of LA {la_code} is not valid"
@@ -256,19 +246,6 @@ class S3LandingStore:
         if landed is None:
             raise LandingError(f"submission {submission_id} of LA {la_code} is not landed")
         return landed
-
-    def _decrypt(self, landed: LandedFile, blob: bytes) -> bytes:
-        plaintext: bytes | None = None
-        with contextlib.suppress(LandingDecryptError):
-            plaintext = decrypt_blob(
-                self._key, blob, _associated_data(landed.la_code, landed.submission_id)
-            )
-        if plaintext is None:
-            raise LandingIntegrityError(
-                f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
-                "the landed file was altered, moved or is missing"
-            )
-        return plaintext
 
 
 def open_s3_landing(

@@ -28,7 +28,7 @@ from schemas.rules import Severity
 
 if TYPE_CHECKING:
     from ingest.drop import Drop, DropObject
-    from ingest.landing import LandingStore
+    from ingest.landing import Landing
     from ingest.warehouse import LoadResult, PreviousReturn, Status, SubmissionRecord, Warehouse
     from pseudonymise.tokens import Tokeniser
 
@@ -67,7 +67,7 @@ class DatasetStatus(StrEnum):
 class Services:
     """What processing needs. `drop` may be None when reprocessing from the landing store."""
 
-    landing: LandingStore
+    landing: Landing
     warehouse: Warehouse
     tokeniser: Tokeniser
     drop: Drop | None = None
@@ -126,6 +126,7 @@ class DatasetResult:
 
 class SubmissionStatus(StrEnum):
     ACCEPTED = "accepted"
+    HELD = "held"  # readable, but a blocking check held back at least one of its datasets
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
 
@@ -216,7 +217,7 @@ def process_received(
         for table in outcome.tables
     )
     file_rules = _error_rules(outcome.file_issues)
-    status = SubmissionStatus.ACCEPTED if outcome.accepted else SubmissionStatus.REJECTED
+    status = _submission_status(outcome, datasets)
     result = _result(services, received, status, file_rules, datasets)
     services.warehouse.record_file_issues(
         la_code=received.la_code,
@@ -226,6 +227,16 @@ def process_received(
     services.warehouse.record_submission(_audit_rows(services, result))
     _write_report(services, result, outcome)
     return result
+
+
+def _submission_status(
+    outcome: SubmissionOutcome, datasets: tuple[DatasetResult, ...]
+) -> SubmissionStatus:
+    if not outcome.accepted:
+        return SubmissionStatus.REJECTED
+    if any(d.status is DatasetStatus.HELD for d in datasets):
+        return SubmissionStatus.HELD
+    return SubmissionStatus.ACCEPTED
 
 
 def _check(services: Services, received: Received) -> SubmissionOutcome:
@@ -434,17 +445,19 @@ def _audit_status(result: SubmissionResult, dataset: DatasetResult | None) -> St
         return "duplicate"
     if dataset is None or dataset.status is DatasetStatus.REJECTED:
         return "rejected"
+    if dataset.status is DatasetStatus.HELD:
+        return "held"
     return "accepted"
 
 
 def _audit_reason(result: SubmissionResult, dataset: DatasetResult | None) -> str | None:
-    """Rule names that rejected it, or `held:` and the blocking checks that held it back."""
+    """Rule names that rejected it, or the blocking checks that held it back."""
     if dataset is None:
         return ";".join(result.file_rules) or None
     if dataset.status is DatasetStatus.REJECTED:
         return ";".join(dataset.rejection_rules) or None
     if dataset.status is DatasetStatus.HELD:
-        return "held:" + ";".join(dataset.failed_checks)
+        return ";".join(dataset.failed_checks)
     if dataset.status is DatasetStatus.SUPERSEDED:
         return "superseded"
     return None
@@ -459,5 +472,18 @@ def _write_report(services: Services, result: SubmissionResult, outcome: Submiss
         sha256=result.sha256,
         size_bytes=result.size_bytes,
         status=result.status.value,
+        held_checks=held_check_lines(result),
     )
     services.drop.write_report(result.la_code, result.report_name, text.encode("utf-8"))
+
+
+def held_check_lines(result: SubmissionResult) -> dict[str, list[str]]:
+    """Per dataset held back, its failed blocking checks in words, for the LA's report.
+
+    The checks' own descriptions are not used: they quote the return's newest service date.
+    """
+    return {
+        dataset.dataset: [f"{c.value}: {CHECK_DESCRIPTIONS[c]}" for c in dataset.failed_checks]
+        for dataset in result.datasets
+        if dataset.status is DatasetStatus.HELD
+    }

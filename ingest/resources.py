@@ -22,7 +22,7 @@ from pseudonymise.keys import KeyConfigError, TrialKey, load_key
 
 if TYPE_CHECKING:
     from ingest.drop import Drop
-    from ingest.landing import LandingStore
+    from ingest.landing import Landing
     from ingest.warehouse import Warehouse
 
 DROP_URL = "TRIAL_DROP_URL"
@@ -107,7 +107,7 @@ class LandingResource(ConfigurableResource):  # type: ignore[type-arg]
     url: str = ""
     trial_keys: TrialKeysResource
 
-    def open(self) -> LandingStore:
+    def open(self) -> Landing:
         from ingest.landing import open_landing
 
         url = _required(self.url, LANDING_URL, "the encrypted landing store of raw files")

@@ -15,6 +15,7 @@ broken file is not retried every tick: re-execute its run from the UI, or `trial
 which tries everything still in the inboxes.
 """
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class DropScan:
     requested: dict[str, list[str]] = field(default_factory=dict)
     unlisted_las: list[str] = field(default_factory=list)
     unallocated_folders: int = 0
+    first_problem: str = ""  # why the first unlisted inbox could not be listed
 
     def summary(self) -> str:
         parts = [f"{len(self.new)} new file(s)"]
@@ -116,7 +118,8 @@ def scan_drop(
     for la_code in la_codes:
         try:
             inbox = drop.list_inbox(la_code)
-        except Exception:  # one LA's trouble must not stop the others' files
+        except Exception as exc:  # one LA's trouble must not stop the others' files
+            scan.first_problem = scan.first_problem or _safe_problem(exc)
             scan.unlisted_las.append(la_code)
             scan.requested[la_code] = sorted(requested.get(la_code, set()))
             continue
@@ -125,6 +128,11 @@ def scan_drop(
         scan.requested[la_code] = [obj.fingerprint for obj in inbox]
     scan.unallocated_folders = _count_unallocated(drop, la_codes)
     return scan
+
+
+def _safe_problem(error: Exception) -> str:
+    """A drop error's own message (written to name no file); otherwise the class only."""
+    return str(error) if isinstance(error, DropError) else type(error).__name__
 
 
 def _in_upload_order(inbox: list[DropObject]) -> list[DropObject]:
@@ -178,6 +186,10 @@ def evaluate_drop(
         read_cursor(context.cursor),
         in_flight_fingerprints(context, job_name),
     )
+    if allocated.la_codes and len(scan.unlisted_las) == len(allocated.la_codes):
+        # Nothing could be listed: the drop itself is unusable (an SFTP host key that is not
+        # the pinned one, refused credentials, an unreachable server). Fail the tick, loudly.
+        raise DropUnavailable(f"no inbox on the drop could be listed: {scan.first_problem}")
     if scan.new or scan.unlisted_las or scan.unallocated_folders:
         context.log.info(scan.summary())
     cursor = write_cursor(scan.requested)
@@ -210,7 +222,8 @@ def build_la_drop_sensor(
             NotImplementedError,
         ) as exc:
             raise DropUnavailable(str(exc)) from None
-        return evaluate_drop(context, opened, allocated, job.name)
+        with contextlib.closing(opened):  # an SFTP drop's connection ends with the tick
+            return evaluate_drop(context, opened, allocated, job.name)
 
     return la_drop_sensor
 

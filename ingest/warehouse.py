@@ -28,7 +28,7 @@ import io
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.pool import NullPool, StaticPool
 
+from schemas.chunked import TableChunk, TableEnd
 from schemas.codes import ARMS
 from schemas.contract import Kind, Treatment
 from schemas.datasets import DATASETS
@@ -56,10 +57,15 @@ RULES_COLUMN = "rules"
 META_COLUMNS = ("la_code", "submission_id", "key_id", ROW_NUMBER)
 ALLOCATION_HEADER = ("la_code", "la_name", "arm", "randomised_on")
 
-Status = Literal["accepted", "rejected", "duplicate"]
+# "held": accepted into history, but a blocking check kept the earlier return current until
+# a person releases it (the contract's "flagged for a person to look at").
+Status = Literal["accepted", "held", "rejected", "duplicate"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 _DUCKDB_LOCK_WAIT_SECONDS = 60.0
+# A chunked load on DuckDB commits its staging tables every this many rows: DuckDB holds a
+# transaction's new rows in memory until it commits (see `Warehouse.load_return_chunks`).
+STAGING_COMMIT_ROWS = 300_000
 _LA_CODE = re.compile(r"[0-9]{3}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATABASE_ERRORS = (sa.exc.SQLAlchemyError, duckdb.Error, psycopg.Error)
@@ -96,6 +102,17 @@ class LoadResult:
     rows_withdrawn: int  # accepted rows left out because the person or family has withdrawn
     rows_quarantined: int
     issues_recorded: int
+
+
+@dataclass(frozen=True)
+class ChunkTotals:
+    """What a return loaded chunk by chunk added up to, for deciding whether it replaces the
+    LA's current rows (the blocking checks) once its last chunk is in."""
+
+    rows_received: int
+    rows_clean: int
+    rows_rejected: int
+    newest_service_date: date | None  # the latest service date in its clean rows
 
 
 @dataclass(frozen=True)
@@ -290,7 +307,9 @@ def _ops_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
             metadata,
             sa.Column("la_code", sa.String(), nullable=False),
             sa.Column("submission_id", sa.String(), nullable=False),
+            sa.Column("received_at", sa.DateTime(), nullable=False),
             sa.Column("deleted_at", sa.DateTime(), nullable=False),
+            sa.UniqueConstraint("la_code", "submission_id"),
             schema="ops",
         ),
         "allocation": sa.Table(
@@ -704,6 +723,236 @@ class Warehouse:
             error=WarehouseLoadError,
         )
 
+    def load_return_chunks(
+        self,
+        *,
+        la_code: str,
+        dataset: str,
+        submission_id: str,
+        key_id: str,
+        received_at: datetime,
+        chunks: Iterable[TableChunk],
+        replace: bool | Callable[[ChunkTotals], bool] = True,
+    ) -> LoadResult:
+        """`load_return` for a table checked a slice at a time (`schemas.chunked`).
+
+        Memory holds one chunk at a time, and the return still goes in all or nothing: on
+        PostgreSQL every chunk is written inside the one transaction; on DuckDB, which keeps a
+        transaction's new rows in the process's memory, the chunks are first written to
+        staging tables in short transactions of their own, and one transaction then moves
+        them into place and drops the staging tables. An exception from the chunks (say
+        `WholeFileNeeded`) leaves nothing behind. Once the table's last chunk (`end`) is in,
+        `replace` (or its answer for the totals, e.g. the blocking checks) decides, as in
+        `load_return`, whether this submission's rows become the LA's current rows.
+        A `withdrawals` return (always small) is collected and loaded by `load_return`.
+        """
+        _check_la_code(la_code)
+        _check_dataset(dataset)
+        if dataset == WITHDRAWALS:
+            table = _collected_table(chunks, dataset)
+            accepted = table.accepted and not table.clean.is_empty()
+            totals = ChunkTotals(
+                table.rows_received, table.clean.height, table.rejected.height, None
+            )
+            return self.load_return(
+                la_code=la_code,
+                dataset=dataset,
+                submission_id=submission_id,
+                key_id=key_id,
+                received_at=received_at,
+                table=table,
+                replace=replace(totals) if callable(replace) and accepted else bool(replace),
+            )
+        load = _ReturnLoad(
+            la_code=la_code,
+            dataset=dataset,
+            submission_id=submission_id,
+            key_id=key_id,
+            received_at=_to_stored_time(received_at),
+            accepted=False,
+            replace=False,
+            clean=pl.DataFrame(),
+            rejected=pl.DataFrame(),
+            issues=pl.DataFrame(),
+        )
+        what = f"loading {dataset} for LA {la_code}"
+        if self._dialect == "duckdb":
+            return self._load_staged(what, load, chunks, replace)
+        return self._run(
+            what,
+            lambda conn: self._load_chunks_in_transaction(conn, load, chunks, replace),
+            error=WarehouseLoadError,
+        )
+
+    def _load_chunks_in_transaction(
+        self,
+        conn: sa.Connection,
+        load: _ReturnLoad,
+        chunks: Iterable[TableChunk],
+        replace: bool | Callable[[ChunkTotals], bool],
+    ) -> LoadResult:
+        self._clear_submission(conn, load)
+        targets = self._final_targets(load.dataset)
+        counts = self._write_chunks(conn, targets, load, chunks, in_transaction=True)
+        return self._finish_chunks(conn, load, counts, replace)
+
+    def _load_staged(
+        self,
+        what: str,
+        load: _ReturnLoad,
+        chunks: Iterable[TableChunk],
+        replace: bool | Callable[[ChunkTotals], bool],
+    ) -> LoadResult:
+        """The DuckDB way: chunks to staging tables, then one transaction moves them."""
+        staging = self._staging_targets(load.dataset)
+        failure = ""
+        try:
+            with self._connect() as conn:
+                try:
+                    with conn.begin():
+                        staging.metadata.create_all(conn)
+                    counts = self._write_chunks(conn, staging, load, chunks, in_transaction=False)
+                    with conn.begin():
+                        self._clear_submission(conn, load)
+                        for staged, target in zip(
+                            staging.tables, self._final_targets(load.dataset).tables, strict=True
+                        ):
+                            _move_rows(conn, staged, target)
+                        result = self._finish_chunks(conn, load, counts, replace)
+                        staging.metadata.drop_all(conn)
+                    return result
+                finally:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    with conn.begin():
+                        staging.metadata.drop_all(conn, checkfirst=True)
+        except _DATABASE_ERRORS as exc:
+            failure = _describe_database_error(exc)
+        raise WarehouseLoadError(f"{what} failed and was rolled back: {failure}")
+
+    def _final_targets(self, dataset: str) -> _ChunkTargets:
+        layout = self._layout
+        tables = (layout.quarantine[dataset], layout.history[dataset], layout.issues)
+        return _ChunkTargets(layout.metadata, *tables)
+
+    def _staging_targets(self, dataset: str) -> _ChunkTargets:
+        """Empty tables shaped like the return's targets, named for this load only."""
+        metadata = sa.MetaData()
+        stored = self._layout.stored[dataset]
+        stem = f"staging_{uuid.uuid4().hex[:16]}_{dataset}"
+        issues = sa.Table(
+            f"{stem}_issues",
+            metadata,
+            *(sa.Column(c.name, c.type) for c in self._layout.issues.columns),
+            schema="ops",
+        )
+        return _ChunkTargets(
+            metadata,
+            _data_table(metadata, "ops", f"{stem}_quarantine", stored, with_rules=True),
+            _data_table(metadata, "ops", f"{stem}_history", stored),
+            issues,
+        )
+
+    def _clear_submission(self, conn: sa.Connection, load: _ReturnLoad) -> None:
+        """Remove what an earlier load of this submission left (a re-run changes nothing)."""
+        layout = self._layout
+        for target in (layout.quarantine[load.dataset], layout.history[load.dataset]):
+            self._replace_by_submission(conn, target, load, pl.DataFrame())
+        self._replace_issues(conn, _without_issues(load))
+
+    def _write_chunks(
+        self,
+        conn: sa.Connection,
+        targets: _ChunkTargets,
+        load: _ReturnLoad,
+        chunks: Iterable[TableChunk],
+        *,
+        in_transaction: bool,
+    ) -> _ChunkCounts:
+        """Every chunk's rows into `targets`; the counts, with the table's `end`.
+
+        Unless `in_transaction` (the caller's transaction takes everything), the rows are
+        committed every `STAGING_COMMIT_ROWS` rows or so.
+        """
+        persons, families = self._withdrawn_tokens(conn, load.la_code)
+        counts = _ChunkCounts()
+        uncommitted = 0  # rows staged since the last commit
+        for chunk in chunks:
+            if chunk.dataset != load.dataset:
+                raise WarehouseLoadError("a chunk of another dataset was given")
+            clean = self._conformed_rows(chunk.clean, load.dataset, "clean rows")
+            rejected = self._conformed_rows(
+                chunk.rejected, load.dataset, "rejected rows", rules=True
+            )
+            kept = _without_withdrawn(clean, persons, families)
+            quarantined = _without_withdrawn(rejected, persons, families)
+            issues = _conform(chunk.issues, dict(ISSUE_SCHEMA), f"{load.dataset} issues")
+            meta = (load.la_code, load.submission_id, load.key_id)
+            self._inserter.insert(conn, targets.quarantine, _with_meta(quarantined, *meta))
+            self._inserter.insert(conn, targets.history, _with_meta(kept, *meta))
+            self._inserter.insert(conn, targets.issues, _issue_table_rows(issues, load))
+            counts.add(chunk, clean, kept, quarantined, load.dataset)
+            counts.end = chunk.end or counts.end
+            uncommitted += chunk.clean.height + chunk.rejected.height
+            # Each commit costs a checkpoint; until one, DuckDB holds the rows in memory.
+            if not in_transaction and uncommitted >= STAGING_COMMIT_ROWS:
+                conn.commit()
+                uncommitted = 0
+        if not in_transaction:
+            conn.commit()
+        if counts.end is None:
+            raise WarehouseLoadError("the chunks ended before the table's last chunk")
+        return counts
+
+    def _finish_chunks(
+        self,
+        conn: sa.Connection,
+        load: _ReturnLoad,
+        counts: _ChunkCounts,
+        replace: bool | Callable[[ChunkTotals], bool],
+    ) -> LoadResult:
+        """With every chunk's rows in place: the table's issues, then history and the
+        current rows by the same rules as `load_return`."""
+        end = counts.end
+        assert end is not None
+        history = self._layout.history[load.dataset]
+        self._inserter.insert(conn, self._layout.issues, _table_issue_rows(end.file_issues, load))
+        accepted = end.accepted and end.rows_clean > 0
+        if not accepted:
+            self._replace_by_submission(conn, history, load, pl.DataFrame())
+        totals = ChunkTotals(
+            end.rows_received, end.rows_clean, end.rows_rejected, counts.newest_service_date
+        )
+        wanted = replace(totals) if callable(replace) and accepted else bool(replace)
+        decided = _replace_load_flags(load, accepted=accepted, replace=wanted)
+        skipped = self._skip_reason(conn, decided)
+        if skipped is None:
+            self._replace_current_from_history(conn, decided)
+        return LoadResult(
+            la_code=load.la_code,
+            dataset=load.dataset,
+            submission_id=load.submission_id,
+            became_current=skipped is None,
+            skipped_reason=skipped,
+            current_submission_id=self._current_submission(conn, load.la_code, load.dataset),
+            rows_loaded=counts.kept if accepted else 0,
+            rows_withdrawn=counts.clean - counts.kept if accepted else 0,
+            rows_quarantined=counts.quarantined,
+            issues_recorded=counts.issues + len(end.file_issues),
+        )
+
+    def _replace_current_from_history(self, conn: sa.Connection, load: _ReturnLoad) -> None:
+        """The LA's current rows become this submission's rows in history."""
+        clean = self._layout.clean[load.dataset]
+        history = self._layout.history[load.dataset]
+        conn.execute(sa.delete(clean).where(clean.c.la_code == load.la_code))
+        names = [column.name for column in clean.columns]
+        rows = sa.select(*(history.c[name] for name in names)).where(
+            history.c.la_code == load.la_code, history.c.submission_id == load.submission_id
+        )
+        conn.execute(sa.insert(clean).from_select(names, rows))
+        self._mark_current(conn, load)
+
     def _conformed_rows(
         self, frame: pl.DataFrame, dataset: str, what: str, *, rules: bool = False
     ) -> pl.DataFrame:
@@ -782,6 +1031,9 @@ class Warehouse:
         clean = self._layout.clean[load.dataset]
         conn.execute(sa.delete(clean).where(clean.c.la_code == load.la_code))
         self._inserter.insert(conn, clean, rows)
+        self._mark_current(conn, load)
+
+    def _mark_current(self, conn: sa.Connection, load: _ReturnLoad) -> None:
         current = self._layout.current_returns
         conn.execute(
             sa.delete(current).where(
@@ -881,6 +1133,49 @@ class Warehouse:
 
         self._run(f"recording file issues for LA {la_code}", replace)
 
+    # --- the retention log ---
+
+    def record_retention(
+        self, *, la_code: str, submission_id: str, received_at: datetime, deleted_at: datetime
+    ) -> None:
+        """Log that a landed raw file was deleted (a second deletion keeps the first record)."""
+        values = {
+            "la_code": _check_la_code(la_code),
+            "submission_id": submission_id,
+            "received_at": _to_stored_time(received_at),
+            "deleted_at": _to_stored_time(deleted_at),
+        }
+        table = self._layout.retention_log
+
+        def record(conn: sa.Connection) -> None:
+            logged = conn.execute(
+                sa.select(sa.literal(1)).where(
+                    table.c.la_code == la_code, table.c.submission_id == submission_id
+                )
+            ).first()
+            if logged is None:
+                conn.execute(sa.insert(table), [values])
+
+        self._run(f"recording a retention deletion for LA {la_code}", record)
+
+    def retention_log(self) -> list[dict[str, Any]]:
+        """Every logged deletion (la_code, submission_id, received_at, deleted_at), oldest first."""
+        table = self._layout.retention_log
+        query = sa.select(table).order_by(
+            table.c.deleted_at, table.c.la_code, table.c.submission_id
+        )
+        rows = self._run(
+            "reading the retention log", lambda conn: conn.execute(query).mappings().all()
+        )
+        return [
+            {
+                **row,
+                "received_at": _from_stored_time(row["received_at"]),
+                "deleted_at": _from_stored_time(row["deleted_at"]),
+            }
+            for row in rows
+        ]
+
     # --- the audit table ---
 
     def record_submission(self, rows: Sequence[SubmissionRecord]) -> None:
@@ -912,14 +1207,15 @@ class Warehouse:
         return [_submission_record(row) for row in rows]
 
     def is_duplicate(self, la_code: str, sha256: str) -> bool:
-        """Was a byte-identical file from this LA already processed (accepted or rejected)?"""
+        """Was a byte-identical file from this LA already processed (accepted, held or
+        rejected)?"""
         table = self._layout.submissions
         query = (
             sa.select(sa.literal(1))
             .where(
                 table.c.la_code == _check_la_code(la_code),
                 table.c.sha256 == sha256,
-                table.c.status.in_(("accepted", "rejected")),
+                table.c.status.in_(("accepted", "held", "rejected")),
             )
             .limit(1)
         )
@@ -1099,6 +1395,106 @@ def _issue_rows(
         pl.lit(la_code, pl.String()).alias("la_code"),
         pl.lit(dataset, pl.String()).alias("dataset"),
         pl.all(),
+    )
+
+
+@dataclass
+class _ChunkCounts:
+    """Running totals of a return loaded chunk by chunk."""
+
+    clean: int = 0
+    kept: int = 0  # clean rows not left out for a withdrawal
+    quarantined: int = 0
+    issues: int = 0
+    newest_service_date: date | None = None
+    end: TableEnd | None = None  # from the table's last chunk
+
+    def add(
+        self,
+        chunk: TableChunk,
+        clean: pl.DataFrame,
+        kept: pl.DataFrame,
+        quarantined: pl.DataFrame,
+        dataset: str,
+    ) -> None:
+        self.clean += clean.height
+        self.kept += kept.height
+        self.quarantined += quarantined.height
+        self.issues += chunk.issues.height
+        columns = service_date_columns(dataset)
+        if columns and not clean.is_empty():
+            newest = clean.select(pl.max_horizontal(pl.col(columns).max())).item()
+            if isinstance(newest, date) and (
+                self.newest_service_date is None or newest > self.newest_service_date
+            ):
+                self.newest_service_date = newest
+
+
+@dataclass(frozen=True)
+class _ChunkTargets:
+    """Where a chunked load writes rejected rows, clean rows and issues."""
+
+    metadata: sa.MetaData
+    quarantine: sa.Table
+    history: sa.Table
+    issues: sa.Table
+
+    @property
+    def tables(self) -> tuple[sa.Table, sa.Table, sa.Table]:
+        return self.quarantine, self.history, self.issues
+
+
+def _move_rows(conn: sa.Connection, source: sa.Table, target: sa.Table) -> None:
+    """Copy every row of `source` into `target` (same column names) inside the database."""
+    names = [column.name for column in source.columns]
+    rows = sa.select(*(source.c[name] for name in names))
+    conn.execute(sa.insert(target).from_select(names, rows))
+
+
+def _without_issues(load: _ReturnLoad) -> _ReturnLoad:
+    """`load` with no issues: `_replace_issues` then only deletes the submission's issues."""
+    return _ReturnLoad(**{**vars(load), "issues": pl.DataFrame(schema=_ISSUE_TABLE_SCHEMA)})
+
+
+def _replace_load_flags(load: _ReturnLoad, *, accepted: bool, replace: bool) -> _ReturnLoad:
+    return _ReturnLoad(**{**vars(load), "accepted": accepted, "replace": replace})
+
+
+def _issue_table_rows(issues: pl.DataFrame, load: _ReturnLoad) -> pl.DataFrame:
+    return issues.select(
+        pl.lit(load.submission_id, pl.String()).alias("submission_id"),
+        pl.lit(load.la_code, pl.String()).alias("la_code"),
+        pl.lit(load.dataset, pl.String()).alias("dataset"),
+        pl.all(),
+    )
+
+
+def _table_issue_rows(issues: Sequence[FileIssue], load: _ReturnLoad) -> pl.DataFrame:
+    rows = pl.DataFrame(
+        {
+            ROW_NUMBER: [None] * len(issues),
+            "column": [None] * len(issues),
+            "rule": [i.rule for i in issues],
+            "severity": [str(i.severity) for i in issues],
+        },
+        schema=dict(ISSUE_SCHEMA),
+    )
+    return _issue_table_rows(rows, load)
+
+
+def _collected_table(chunks: Iterable[TableChunk], dataset: str) -> TableOutcome:
+    parts = list(chunks)
+    end = parts[-1].end if parts else None
+    if end is None or any(p.dataset != dataset for p in parts):
+        raise WarehouseLoadError("the chunks are not one whole table of this dataset")
+    return TableOutcome(
+        dataset=dataset,
+        source=parts[0].source,
+        rows_received=end.rows_received,
+        clean=pl.concat([p.clean for p in parts]),
+        rejected=pl.concat([p.rejected for p in parts]),
+        issues=pl.concat([p.issues for p in parts]),
+        file_issues=list(end.file_issues),
     )
 
 

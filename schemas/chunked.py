@@ -14,7 +14,7 @@ Anything `read_submission` has special rules for is checked whole by `check_subm
 and handed on as one chunk per table: ZIP and XLSX files, text that is not UTF-8, a header
 not in the first records, and files smaller than `min_bytes`. A record wider than the CSV's
 first record is only noticed by the main pass, after chunks may have been handed on: the
-iteration then raises `RaggedCsvError`, and the caller discards what it was given (a loader
+iteration then raises `WholeFileNeeded`, and the caller discards what it was given (a loader
 rolls its transaction back) and checks the file whole with `check_submission`.
 
 The consumer's protocol: chunks of one table come together, the table's last chunk carries
@@ -25,6 +25,8 @@ once the iteration is. `collect_submission` puts the chunks back together into t
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,6 +36,7 @@ import polars as pl
 
 from pseudonymise.tokens import Tokeniser
 from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Treatment
+from schemas.datasets import DATASETS
 from schemas.models import duplicated_key_rows
 from schemas.outcome import (
     ROW_NUMBER,
@@ -61,13 +64,13 @@ from schemas.submission import (
     checked_rows,
     clean_column_types,
     la_code_differs,
+    la_code_mismatch_issue,
     rejected_column_types,
+    table_issues,
 )
-from schemas.submission import _la_code_mismatch as la_code_mismatch
-from schemas.submission import _table_issues as table_issues
-from schemas.treatment import pseudonymise_table
+from schemas.treatment import pseudonymise_table, validated_column, validated_dtype
 
-DEFAULT_CHUNK_ROWS = 200_000
+DEFAULT_CHUNK_ROWS = 100_000
 # Below this a file is checked whole: a second pass would cost more than the memory it saves.
 DEFAULT_MIN_BYTES = 16 * 2**20
 
@@ -124,15 +127,60 @@ def check_submission_chunks(
     today: date,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     min_bytes: int = DEFAULT_MIN_BYTES,
+    prefetch: int = 1,
 ) -> ChunkedSubmission:
-    """`check_submission`, a slice of at most `chunk_rows` rows at a time (see the module)."""
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be positive")
+    """`check_submission`, about `chunk_rows` rows at a time (see the module).
+
+    With `prefetch` above 0 the chunks are made in a thread of their own, up to `prefetch`
+    ahead of the consumer, so that checking the next chunk overlaps loading this one (both
+    mostly run outside the GIL, in polars and DuckDB).
+    """
+    if chunk_rows < 1 or prefetch < 0:
+        raise ValueError("chunk_rows must be positive and prefetch not negative")
     data = content.read_bytes() if isinstance(content, Path) else content
     context = _Context(la_code=la_code, tokeniser=tokeniser, today=today, chunk_rows=chunk_rows)
     submission = ChunkedSubmission(iter(()), la_code, tokeniser.key_id)
-    submission._chunks = _chunks(data, context, min_bytes, submission.file_issues)
+    chunks = _chunks(data, context, min_bytes, submission.file_issues)
+    submission._chunks = _prefetched(chunks, prefetch) if prefetch else chunks
     return submission
+
+
+def _prefetched(items: Iterator[TableChunk], depth: int) -> Iterator[TableChunk]:
+    """`items`, produced by a worker thread at most `depth` ahead; its errors re-raised here.
+
+    Closing this generator early (the consumer failed) stops the worker at its next item.
+    """
+    ready: queue.Queue[TableChunk | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: TableChunk | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            offer(error)
+
+    worker = threading.Thread(target=produce, name="check-chunks", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def collect_submission(submission: ChunkedSubmission) -> SubmissionOutcome:
@@ -150,6 +198,23 @@ def collect_submission(submission: ChunkedSubmission) -> SubmissionOutcome:
         tables=tables,
         file_issues=list(submission.file_issues),
     )
+
+
+def tables_of(submission: ChunkedSubmission) -> Iterator[Iterator[TableChunk]]:
+    """The submission's chunks grouped by table: one iterator per table, to be used up before
+    the next is taken (e.g. one `Warehouse.load_return_chunks` call per table)."""
+    chunks = iter(submission)
+    for first in chunks:
+        yield _one_table(first, chunks)
+
+
+def _one_table(first: TableChunk, chunks: Iterator[TableChunk]) -> Iterator[TableChunk]:
+    chunk = first
+    while True:
+        yield chunk
+        if chunk.end is not None:
+            return
+        chunk = next(chunks)
 
 
 # --- producing the chunks ------------------------------------------------------------------
@@ -203,14 +268,14 @@ def _csv_chunks(
         if rows == 0:
             file_issues.append(no_data_rows_issue(dataset))
             return
-        end = TableEnd(rows, 0, 0, (la_code_mismatch(""),))
+        end = TableEnd(rows, 0, 0, (la_code_mismatch_issue(""),))
         yield _closing_chunk(dataset.name, "", end)
         return
     totals = _Totals()
-    for rows in _checked_slices(layout, context, keys):
-        totals.add(rows)
+    for part in _checked_slices(layout, context, keys):
+        totals.add(part)
         yield TableChunk(
-            dataset.name, "", rows.rows_received, rows.clean, rows.rejected, rows.issues
+            dataset.name, "", part.rows_received, part.clean, part.rejected, part.issues
         )
     if totals.received == 0:
         file_issues.append(no_data_rows_issue(dataset))
@@ -259,8 +324,6 @@ def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Ite
 
 
 def _closing_chunk(dataset_name: str, source: str, end: TableEnd) -> TableChunk:
-    from schemas.datasets import DATASETS
-
     dataset = DATASETS[dataset_name]
     return TableChunk(
         dataset=dataset_name,
@@ -275,8 +338,7 @@ def _closing_chunk(dataset_name: str, source: str, end: TableEnd) -> TableChunk:
 
 def _count_data_rows(layout: CsvLayout, chunk_rows: int) -> int:
     return sum(
-        data_rows(layout, records).height
-        for records in csv_slices(layout, chunk_rows=chunk_rows)
+        data_rows(layout, records).height for records in csv_slices(layout, chunk_rows=chunk_rows)
     )
 
 
@@ -317,27 +379,30 @@ def _key_tokens(table: RawTable, key_fields: tuple[Field, ...], context: _Contex
     pseudonymised, _ = pseudonymise_table(
         typed, table.dataset, context.tokeniser, context.la_code, fields=key_fields
     )
-    return pseudonymised.select(ROW_NUMBER, *(f.stored_name for f in key_fields))
+    return pseudonymised.select(ROW_NUMBER, *(validated_column(f) for f in key_fields))
 
 
 def _key_tokens_schema(dataset: Dataset) -> pl.DataFrame:
-    types = clean_column_types(dataset)
-    names = [ROW_NUMBER, *(f.stored_name for f in _key_fields(dataset))]
-    return pl.DataFrame(schema={name: types[name] for name in names})
+    schema: dict[str, pl.DataType] = {ROW_NUMBER: pl.Int64()}
+    schema |= {validated_column(f): validated_dtype(f) for f in _key_fields(dataset)}
+    return pl.DataFrame(schema=schema)
 
 
-def _known_tokens(tokens: pl.DataFrame, raw: pl.DataFrame, dataset: Dataset) -> dict[str, pl.Series]:
+def _known_tokens(
+    tokens: pl.DataFrame, raw: pl.DataFrame, dataset: Dataset
+) -> dict[str, pl.Series]:
     """The narrow pass's tokens for this slice's rows, by field name, in the slice's order."""
     token_fields = [f for f in _key_fields(dataset) if f.treatment is Treatment.TOKEN]
     if not token_fields:
         return {}
     numbers = raw.get_column(ROW_NUMBER)
+    first, last = int(numbers[0]), int(numbers[-1])  # ascending in a slice
     all_numbers = tokens.get_column(ROW_NUMBER)
-    start = int(all_numbers.search_sorted(numbers.min(), side="left"))  # type: ignore[arg-type]
-    stop = int(all_numbers.search_sorted(numbers.max(), side="right"))  # type: ignore[arg-type]
+    start = all_numbers.search_sorted(first, side="left")
+    stop = all_numbers.search_sorted(last, side="right")
     window = tokens.slice(start, stop - start)
     joined = raw.select(ROW_NUMBER).join(window, on=ROW_NUMBER, how="left", maintain_order="left")
-    return {f.name: joined.get_column(f.stored_name) for f in token_fields}
+    return {f.name: joined.get_column(validated_column(f)) for f in token_fields}
 
 
 # --- putting chunks together ----------------------------------------------------------------

@@ -129,14 +129,20 @@ def parse_table(table: RawTable, *, today: date) -> tuple[pl.DataFrame, pl.DataF
 
 
 def _issues(wide: pl.DataFrame, flags: list[tuple[str, str, str]]) -> pl.DataFrame:
+    # One pass finds the flags raised at all (usually few); only those are filtered, and only
+    # the row number is taken before filtering (filtering the wide frame copies every column).
+    raised = wide.select(pl.col(flag).any() for _, _, flag in flags).row(0) if flags else ()
     found = [
-        wide.filter(pl.col(flag)).select(
+        wide.select(ROW_NUMBER, flag)
+        .filter(pl.col(flag))
+        .select(
             pl.col(ROW_NUMBER),
             pl.lit(column, dtype=pl.String).alias("column"),
             pl.lit(rule, dtype=pl.String).alias("rule"),
             pl.lit(Severity.ERROR.value, dtype=pl.String).alias("severity"),
         )
-        for column, rule, flag in flags
+        for (column, rule, flag), any_raised in zip(flags, raised, strict=True)
+        if any_raised
     ]
     if not found:
         return pl.DataFrame(schema=ISSUE_SCHEMA)

@@ -568,11 +568,12 @@ _DROPPED_DATA = "_dropped_data"
 # --- a large CSV, a slice at a time --------------------------------------------------------
 
 
-class RaggedCsvError(RuntimeError):
-    """A record further down the CSV has more cells than its first record.
+class WholeFileNeeded(RuntimeError):
+    """A slice of the CSV could not be read the way the whole file would be.
 
-    `read_submission` has rules for such files (extra blank cells are fine, extra data rejects
-    the file) that need the whole file at once: process it with `read_submission` instead.
+    Usually a record further down has more cells than the first record: `read_submission` has
+    rules for that (extra blank cells are fine, extra data rejects the file) which need the
+    whole file at once. Check the file with `read_submission` instead.
     """
 
 
@@ -585,10 +586,12 @@ class CsvLayout:
     """
 
     data: bytes = field(repr=False)  # the file as UTF-8
+    width: int  # cells in the first record: every record is read as this many
     header_index: int  # 0-based record number of the header row
     match: HeaderMatch
     issues: tuple[FileIssue, ...]  # header warnings, as `read_submission` gives them
     blank_headed: tuple[int, ...]  # positions of blank header cells: data there is warned of
+    bytes_per_record: float  # in the sample, to size the slices
 
     @property
     def dataset(self) -> Dataset:
@@ -628,60 +631,113 @@ def csv_layout(content: bytes, *, sample_rows: int = 1000) -> CsvLayout | None:
         return None
     return CsvLayout(
         data=data,
+        width=sample.width,
         header_index=header_index,
         match=match,
         issues=tuple(unknown_column_issues(match, source="")),
         blank_headed=tuple(p for p in positions if not normalise_header(header[p])),
+        bytes_per_record=_bytes_per_record(data),
     )
 
 
 _NOT_PLAIN_CSV = (_ZIP_MAGIC, _EMPTY_ZIP_MAGIC, _OLE_MAGIC)
+_SAMPLE_BYTES = 2**20
 
 
 def _read_csv_sample(data: bytes, rows: int) -> pl.DataFrame:
-    return pl.read_csv(
-        data, has_header=False, infer_schema=False, n_rows=rows, raise_if_empty=False
-    )
+    """About the first `rows` records (polars, even told `n_rows`, reads further)."""
+    position = 0
+    for _ in range(rows):
+        position = data.find(b"\n", position) + 1
+        if position == 0:
+            position = len(data)
+            break
+    start = data[: _cut_after(data, 0, position)]
+    return pl.read_csv(start, has_header=False, infer_schema=False, raise_if_empty=False)
+
+
+def _bytes_per_record(data: bytes) -> float:
+    """Bytes per line at the start of the file (records are lines, unless quoted)."""
+    lines = data.count(b"\n", 0, _SAMPLE_BYTES) + 1
+    return min(len(data), _SAMPLE_BYTES) / lines
 
 
 def csv_slices(
     layout: CsvLayout, *, chunk_rows: int, positions: list[int] | None = None
 ) -> Iterator[pl.DataFrame]:
-    """The records after the header, `chunk_rows` at a time: ROW_NUMBER and `c<position>`.
+    """The records after the header, about `chunk_rows` at a time: ROW_NUMBER and `c<position>`
+    for every position (None: all of them).
 
-    With `positions` None every column is read, which is how a record wider than the first is
-    noticed (RaggedCsvError); a narrower read (only some positions) cannot notice it.
+    The file is cut into pieces at line ends outside quotes (an even number of `"` before
+    them, which is how polars tells records apart) and next to no blank line, and each piece
+    is parsed on its own, so memory holds one piece. Reading every position is how a record
+    wider than the first is noticed (WholeFileNeeded).
     """
-    scan = pl.scan_csv(layout.data, has_header=False, infer_schema=False, raise_if_empty=False)
-    names = scan.collect_schema().names()
-    wanted = range(len(names)) if positions is None else positions
-    body = (
-        scan.with_row_index(_RECORD)
-        .filter(pl.col(_RECORD) > layout.header_index)
-        .select(
-            (pl.col(_RECORD).cast(pl.Int64) + 1).alias(ROW_NUMBER),
-            *(pl.col(names[p]).alias(f"c{p}") for p in wanted),
+    schema: dict[str, pl.DataType] = {f"c{p}": pl.String() for p in range(layout.width)}
+    target = max(int(chunk_rows * layout.bytes_per_record), 1)
+    before = 0  # records in the pieces already read
+    for piece in _pieces(layout.data, target):
+        records = _read_piece(piece, schema, positions)
+        numbered = records.with_row_index(_RECORD, offset=before)
+        before += records.height
+        body = numbered.filter(pl.col(_RECORD) > layout.header_index)
+        yield body.select(
+            (pl.col(_RECORD).cast(pl.Int64) + 1).alias(ROW_NUMBER), pl.exclude(_RECORD)
         )
-    )
-    batches = body.collect_batches(chunk_size=chunk_rows, lazy=True)
-    while True:
-        try:
-            batch = next(batches, None)
-        except BaseException as error:
-            _reraise_unless_library_error(error)
-            failure = True
-        else:
-            failure = False
-        if failure:
-            # Raised here, not in the `except` block, so polars' message (which may quote the
-            # file) is not attached as the context.
-            raise RaggedCsvError("the CSV cannot be read a slice at a time")
-        if batch is None:
-            return
-        yield batch
 
 
 _RECORD = "_record"
+
+
+def _read_piece(
+    piece: bytes, schema: dict[str, pl.DataType], positions: list[int] | None
+) -> pl.DataFrame:
+    try:
+        return pl.read_csv(
+            piece,
+            has_header=False,
+            schema=schema,
+            missing_columns="insert",
+            columns=positions,
+            raise_if_empty=False,
+        )
+    except BaseException as error:
+        _reraise_unless_library_error(error)
+    # Raised here, not in the `except` block, so that polars' message (which may quote the
+    # file) is not attached as the context.
+    raise WholeFileNeeded("the CSV cannot be read a slice at a time")
+
+
+def _pieces(data: bytes, target: int) -> Iterator[bytes]:
+    start = 0
+    while start < len(data):
+        end = _cut_after(data, start, start + target)
+        yield data[start:end]
+        start = end
+
+
+def _cut_after(data: bytes, start: int, wanted: int) -> int:
+    """The first line end at or after `wanted` that is outside quotes and has a non-blank line
+    on either side; the end of the data when there is none."""
+    if wanted >= len(data):
+        return len(data)
+    quotes = data.count(b'"', start, wanted)
+    position = wanted
+    while (newline := data.find(b"\n", position)) >= 0:
+        quotes += data.count(b'"', position, newline)
+        if quotes % 2 == 0 and _between_lines(data, newline):
+            return newline + 1
+        position = newline + 1
+    return len(data)
+
+
+def _between_lines(data: bytes, newline: int) -> bool:
+    """Is the line end at `newline` between two non-blank lines?"""
+    before = data[newline - 1 : newline] if newline else b""
+    if before == b"\r":
+        before = data[newline - 2 : newline - 1] if newline > 1 else b""
+    after = data[newline + 1 : newline + 2]
+    return before not in (b"", b"\n") and after not in (b"", b"\r", b"\n")
 
 
 def data_rows(layout: CsvLayout, records: pl.DataFrame) -> pl.DataFrame:

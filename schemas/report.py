@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import polars as pl
@@ -26,6 +26,10 @@ STATUS_WORDS = {
     "accepted": "ACCEPTED",
     "rejected": "REJECTED",
     "duplicate": "DUPLICATE: identical to a file already received; nothing changed",
+    "held": (
+        "HELD FOR REVIEW: the return is kept but does not replace your earlier data until the "
+        "trial team has looked at it"
+    ),
 }
 
 
@@ -62,8 +66,13 @@ def render_report(
     sha256: str,
     size_bytes: int,
     status: str | None = None,
+    held_checks: Mapping[str, Sequence[str]] | None = None,
     row_limit: int = TEXT_REPORT_ROW_LIMIT,
 ) -> str:
+    """The report's text. `held_checks` (with status "held"): per dataset held back, the blocking
+    checks it failed, each as "check_name: what it requires", in words free of file values.
+    """
+    held_checks = held_checks or {}
     status = status or outcome_status(outcome)
     lines = [
         "Supporting Families systemic practice trial: data return report",
@@ -74,7 +83,8 @@ def render_report(
         f"Result:    {STATUS_WORDS.get(status, status.upper())}",
     ]
     if status != "duplicate":
-        lines += _dataset_summary(outcome.tables)
+        lines += _dataset_summary(outcome.tables, held=set(held_checks))
+        lines += _held_lines(held_checks)
         lines += _file_issue_lines(outcome)
         lines += _row_issue_lines(outcome.tables, row_limit)
     lines += [
@@ -85,19 +95,31 @@ def render_report(
     return "\n".join(lines) + "\n"
 
 
-def _dataset_summary(tables: list[TableOutcome]) -> list[str]:
+def _dataset_summary(tables: list[TableOutcome], *, held: set[str]) -> list[str]:
     if not tables:
         return ["", "No dataset was recognised in the file."]
     lines = ["", "Datasets in the file:"]
     for table in tables:
         where = f" ({table.source})" if table.source else ""
         verdict = "accepted" if table.accepted else "REJECTED"
+        loaded = "loaded"
+        if table.accepted and table.dataset in held:
+            verdict, loaded = "HELD FOR REVIEW", "kept (not yet loaded)"
         warnings = _count(table.issues, Severity.WARNING)
         lines.append(
             f"  {table.dataset}{where}: {verdict}; {table.rows_received:,} rows received, "
-            f"{table.rows_loaded:,} loaded, {table.rows_rejected:,} rejected, "
+            f"{table.rows_loaded:,} {loaded}, {table.rows_rejected:,} rejected, "
             f"{warnings:,} warnings"
         )
+    return lines
+
+
+def _held_lines(held_checks: Mapping[str, Sequence[str]]) -> list[str]:
+    if not held_checks:
+        return []
+    lines = ["", "Held for review by these checks, which the return did not pass:"]
+    for dataset, checks in held_checks.items():
+        lines += [f"  {dataset}: {check}" for check in checks]
     return lines
 
 

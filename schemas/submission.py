@@ -5,8 +5,10 @@ read -> parse -> pseudonymise -> validate -> coarsen -> split into clean and rej
 Decisions where the specification is silent:
 
 - An `la_code` column is compared with the drop's LA code as text after stripping white space;
-  blank cells are ignored. One differing value rejects the whole table (nothing is parsed or
-  tokenised) with LA_CODE_MISMATCH. The column is never stored.
+  blank cells are ignored. One differing value in any table rejects the whole file: every
+  table in it is refused with LA_CODE_MISMATCH, nothing parsed or tokenised (the spec: "a file
+  that carries an LA code column whose value differs from its drop is rejected whole"). The
+  column is never stored.
 - A row is rejected when it has any ERROR issue, from parsing or validation; warnings (a failing
   NHS number, UPN or postcode) never reject a row. `rules` on a rejected row is the sorted,
   `;`-joined set of the rules it broke.
@@ -55,10 +57,13 @@ def check_submission(
 ) -> SubmissionOutcome:
     """Everything the service learns from one file; nothing in the result holds a raw value."""
     read = read_submission(content)
-    tables = [
-        check_table(table, la_code=la_code, tokeniser=tokeniser, today=today)
-        for table in read.tables
-    ]
+    if any(_la_code_differs(table.frame, la_code) for table in read.tables):
+        tables = refused_for_la_code(read.tables, la_code)
+    else:
+        tables = [
+            check_table(table, la_code=la_code, tokeniser=tokeniser, today=today)
+            for table in read.tables
+        ]
     return SubmissionOutcome(
         la_code=la_code, key_id=tokeniser.key_id, tables=tables, file_issues=list(read.issues)
     )
@@ -69,7 +74,7 @@ def check_table(
 ) -> TableOutcome:
     """One dataset of a submission, pseudonymised, validated and split."""
     if _la_code_differs(table.frame, la_code):
-        return _refused(table, _la_code_mismatch(table.source))
+        return _refused(table, la_code_mismatch_issue(table.source))
     rows = checked_rows(table, la_code=la_code, tokeniser=tokeniser, today=today)
     return TableOutcome(
         dataset=table.dataset.name,
@@ -78,7 +83,7 @@ def check_table(
         clean=rows.clean,
         rejected=rows.rejected,
         issues=rows.issues,
-        file_issues=_table_issues(rows.clean.height, table.source),
+        file_issues=table_issues(rows.clean.height, table.source),
     )
 
 
@@ -122,15 +127,39 @@ def checked_rows(
     return CheckedRows(clean, rejected, issues)
 
 
-def _table_issues(clean_rows: int, source: str) -> list[FileIssue]:
+def table_issues(clean_rows: int, source: str) -> list[FileIssue]:
+    """The issues with a whole table that has this many clean rows."""
     if clean_rows:
         return []
     # Loading nothing would replace the LA's earlier return with an empty one.
     return [FileIssue(NO_VALID_ROWS, Severity.ERROR, source)]
 
 
-def _la_code_mismatch(source: str) -> FileIssue:
+def la_code_mismatch_issue(source: str) -> FileIssue:
     return FileIssue(LA_CODE_MISMATCH, Severity.ERROR, source, LA_CODE_COLUMN)
+
+
+def refused_for_la_code(tables: list[RawTable], la_code: str) -> list[TableOutcome]:
+    """Every table of a file in which some table names another LA, refused unparsed.
+
+    The file is rejected whole: a table whose own LA code matches (or that has none) still
+    came in a file that claims to be partly another LA's.
+    """
+    differs = [_la_code_differs(t.frame, la_code) for t in tables]
+    named = "; ".join(_where(t) for t, d in zip(tables, differs, strict=True) if d)
+    return [
+        _refused(t, la_code_mismatch_issue(t.source) if d else _with_the_file(t.source, named))
+        for t, d in zip(tables, differs, strict=True)
+    ]
+
+
+def _with_the_file(source: str, differing: str) -> FileIssue:
+    detail = f"Rejected with the whole file: the la_code column differs in {differing}"
+    return FileIssue(LA_CODE_MISMATCH, Severity.ERROR, source, detail)
+
+
+def _where(table: RawTable) -> str:
+    return f"{table.dataset.name} ({table.source})" if table.source else table.dataset.name
 
 
 # --- the stored shape ----------------------------------------------------------------------

@@ -28,8 +28,7 @@ SCORE15 = (
     "R3,F2,P9,2025-01-10,BASELINE\n"  # family and person unknown to people
 )
 EPISODES = (
-    "episode_id,family_id,keyworker_id,referral_date,start_date\n"
-    "E1,F1,K1,2024-10-01,2024-10-02\n"
+    "episode_id,family_id,keyworker_id,referral_date,start_date\nE1,F1,K1,2024-10-01,2024-10-02\n"
 )
 
 

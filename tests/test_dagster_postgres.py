@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
-import psycopg
 import pytest
 from dagster import DagsterInstance
+from e2e import libpq_url, postgres_available, postgres_database
 from test_dagster_definitions import TrialService, people_csv, service
 
 from ingest.runner import environment
@@ -17,35 +17,16 @@ from ingest.runner import environment
 __all__ = ["service"]
 pytestmark = pytest.mark.slow
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
 
 @pytest.fixture
 def databases() -> Iterator[tuple[str, str]]:
     """Two databases of their own (Dagster's storage, the warehouse), dropped afterwards."""
     if not postgres_available():
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    names = [f"trial_dagster_test_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield (
-            f"postgresql://postgres@127.0.0.1:5432/{names[0]}",
-            f"postgresql+psycopg://postgres@127.0.0.1:5432/{names[1]}",
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            for name in names:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with ExitStack() as stack:
+        dagster_url = stack.enter_context(postgres_database("trial_dagster_test"))
+        warehouse_url = stack.enter_context(postgres_database("trial_dagster_test"))
+        yield libpq_url(dagster_url), warehouse_url
 
 
 def test_a_return_loads_with_dagster_and_the_warehouse_on_postgresql(

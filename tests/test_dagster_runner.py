@@ -13,8 +13,10 @@ from ingest.runner import (
     FileOutcome,
     RunnerError,
     RunSummary,
+    file_line,
     main_demo,
     run_once,
+    sqlite_storage_held_open,
     ui_environment,
 )
 from ingest.warehouse import SubmissionRecord
@@ -55,7 +57,7 @@ def outcome(succeeded: bool, *rows: SubmissionRecord, landed: bool = True) -> Fi
         (outcome(True, audit_row("rejected"), audit_row("accepted")), "accepted"),
         (outcome(True, audit_row("rejected")), "rejected"),
         (outcome(True, audit_row("duplicate")), "duplicate"),
-        (outcome(False, audit_row("accepted", "held:row_count_not_halved")), "held"),
+        (outcome(False, audit_row("held", "row_count_not_halved")), "held"),
         (outcome(False), "failed"),
         (outcome(True), "failed"),
         (outcome(True, landed=False), "gone"),
@@ -66,8 +68,25 @@ def test_a_files_status_comes_from_its_audit_rows(file: FileOutcome, status: str
     assert file.status == status
 
 
+def test_a_file_line_gives_the_la_status_and_rows_and_no_file_name() -> None:
+    accepted = outcome(True, audit_row("accepted"), audit_row("rejected", "la_code_mismatch"))
+    held = outcome(False, audit_row("held", "row_count_not_halved"))
+    failed = outcome(False)
+
+    assert file_line(accepted) == (
+        "  LA 201  ACCEPTED   people 1 loaded, 0 rejected; people rejected (la_code_mismatch)"
+    )
+    assert file_line(held) == "  LA 201  HELD       people held by row_count_not_halved, 0 rejected"
+    assert file_line(failed).endswith("run run failed: see it in the Dagster UI")
+    assert all("f" * 24 not in file_line(o) for o in (accepted, held, failed))
+
+
 def test_the_exit_code_is_zero_only_when_no_run_failed() -> None:
-    ended = [outcome(True, audit_row("accepted")), outcome(True, audit_row("duplicate"))]
+    ended = [
+        outcome(True, audit_row("accepted")),
+        outcome(True, audit_row("duplicate")),
+        outcome(False, audit_row("held", "row_count_not_halved")),  # waits for a person
+    ]
 
     assert RunSummary(files=ended).exit_code == 0
     assert RunSummary(files=[*ended, outcome(False)]).exit_code == 1
@@ -140,3 +159,21 @@ def test_the_ui_shows_the_demo_only_when_nothing_else_is_configured(tmp_path: Pa
         "TRIAL_DROP_URL": "/srv/drop"
     }
     assert ui_environment({}, tmp_path / "absent.env") == {}
+
+
+def test_the_sqlite_storage_is_held_open_only_while_runs_execute(tmp_path: Path) -> None:
+    import sqlite3
+
+    index = tmp_path / "history" / "runs" / "index.db"
+    index.parent.mkdir(parents=True)
+    sqlite3.connect(index).close()
+
+    with sqlite_storage_held_open(tmp_path):  # runs.db is missing: only index.db is held
+        writer = sqlite3.connect(index)
+        writer.execute("CREATE TABLE t (x)")
+        writer.commit()
+        writer.close()
+
+    with sqlite_storage_held_open(tmp_path / "postgres-configured"):
+        pass
+    assert sqlite3.connect(index).execute("SELECT count(*) FROM t").fetchone() == (0,)

@@ -283,6 +283,17 @@ def test_open_landing_from_a_path_or_file_url(tmp_path: Path) -> None:
     assert open_landing(tmp_path.as_uri(), KEY).root == tmp_path
 
 
-def test_open_landing_on_s3_is_not_there_yet() -> None:
-    with pytest.raises(NotImplementedError, match="issue 4"):
-        open_landing("s3://bucket/landing", KEY)
+def test_open_landing_on_s3_opens_the_s3_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.landing_s3 import S3LandingStore
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # a client is made, nothing is sent
+
+    store = open_landing("s3://trial-landing/raw", KEY, {"TRIAL_LANDING_S3_SSE": "AES256"})
+
+    assert isinstance(store, S3LandingStore)
+    assert (store.bucket, store.prefix) == ("trial-landing", "raw/")
+
+
+def test_open_landing_refuses_other_schemes() -> None:
+    with pytest.raises(ValueError, match="unsupported scheme 'ftp'"):
+        open_landing("ftp://host/landing", KEY)

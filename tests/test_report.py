@@ -71,6 +71,21 @@ def test_rejected_table_is_reported_as_rejected() -> None:
     assert "la_code_mismatch: the file's LA code column differs" in text
 
 
+def test_a_held_return_is_reported_as_held_for_review_with_its_checks() -> None:
+    outcome = _outcome(_table([]))
+    held = {"people": ["row_count_not_halved: at least half the current rows"]}
+    text = render_report(
+        outcome, received_at=None, sha256="0" * 64, size_bytes=1, status="held", held_checks=held
+    )
+    assert (
+        "Result:    HELD FOR REVIEW: the return is kept but does not replace your earlier data "
+        "until the trial team has looked at it"
+    ) in text
+    assert "people (sheet 2): HELD FOR REVIEW; 10 rows received, 8 kept (not yet loaded)" in text
+    assert "  people: row_count_not_halved: at least half the current rows" in text
+    assert "ACCEPTED" not in text
+
+
 def test_csv_report_lists_every_issue() -> None:
     issues = [(row, "role", CODE_LIST, "error") for row in range(2, 700)]
     rows = list(csv.reader(io.StringIO(render_issues_csv(_outcome(_table(issues))))))

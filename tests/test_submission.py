@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from datetime import date
 from statistics import mean
 
 import polars as pl
 import pytest
+import xlsxwriter  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +164,55 @@ def test_an_la_code_that_differs_from_the_drop_refuses_the_table() -> None:
     assert not table.accepted and table.rows_loaded == 0 and table.rows_received == 2
     assert table.clean.is_empty() and table.rejected.is_empty() and table.issues.is_empty()
     assert table.clean.schema == pl.Schema(clean_column_types(PEOPLE))
+
+
+def to_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def to_xlsx(sheets: dict[str, list[dict[str, str]]]) -> bytes:
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    for name, rows in sheets.items():
+        sheet = workbook.add_worksheet(name)
+        header = list(dict.fromkeys(column for row in rows for column in row))
+        sheet.write_row(0, 0, header)
+        for number, row in enumerate(rows, start=1):
+            sheet.write_row(number, 0, [row.get(column, "") for column in header])
+    workbook.close()
+    return buffer.getvalue()
+
+
+def two_datasets_one_naming_another_la(container: str) -> bytes:
+    good = [person(1, la_code=LA), person(2)]
+    other = [valid_row(SCORE15, 1, la_code=LA), valid_row(SCORE15, 2, la_code="456")]
+    if container == "zip":
+        return to_zip({"people.csv": to_csv(good), "score15.csv": to_csv(other)})
+    return to_xlsx({"people": good, "score15": other})
+
+
+@pytest.mark.parametrize("container", ["zip", "xlsx"])
+def test_an_la_code_differing_in_one_dataset_rejects_the_whole_file(container: str) -> None:
+    content = two_datasets_one_naming_another_la(container)
+    outcome = check_submission(content, la_code=LA, tokeniser=TOKENISER, today=TODAY)
+    tables = {t.dataset: t for t in outcome.tables}
+    assert set(tables) == {PEOPLE.name, SCORE15.name}
+    assert not outcome.accepted
+    for table in tables.values():
+        assert [(i.rule, i.severity) for i in table.file_issues] == [
+            (rules.LA_CODE_MISMATCH, rules.Severity.ERROR)
+        ]
+        assert not table.accepted and table.rows_loaded == 0 and table.rows_received == 2
+        assert table.clean.is_empty() and table.issues.is_empty()
+    assert (
+        tables[PEOPLE.name]
+        .file_issues[0]
+        .detail.endswith(SCORE15.name + " (" + tables[SCORE15.name].source + ")")
+    )
 
 
 def test_a_matching_la_code_is_accepted_and_never_stored() -> None:

@@ -564,8 +564,11 @@ def test_record_submission_upserts_by_receipt_and_dataset(warehouse: Warehouse) 
 def test_is_duplicate_counts_processed_files_of_the_same_la(warehouse: Warehouse) -> None:
     warehouse.record_submission([record("r1", None, "duplicate", sha256="dd" * 32)])
     warehouse.record_submission([record("r2", "people", "rejected", sha256="ee" * 32)])
+    warehouse.record_submission([record("r3", "people", "held", sha256="cc" * 32)])
 
     assert warehouse.is_duplicate("201", "ee" * 32)
+    assert warehouse.is_duplicate("201", "cc" * 32)  # held: processed, waiting for a person
+    assert warehouse.submissions("201")[-1].status == "held"
     assert not warehouse.is_duplicate("201", "dd" * 32)  # only recorded as a duplicate
     assert not warehouse.is_duplicate("305", "ee" * 32)
     assert not warehouse.is_duplicate("201", "ff" * 32)

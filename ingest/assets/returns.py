@@ -163,6 +163,7 @@ def _run_pipeline(
     safe_errors = _safe_errors()
     stage = "reading the run config"
     failure = ""
+    services: Services | None = None
     try:
         submission_id = _submission_to_reprocess(context, config)
         stage = "opening the drop, landing store, warehouse and keys"
@@ -188,6 +189,9 @@ def _run_pipeline(
         failure = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a library's message may quote a value: keep only the class
         failure = type(exc).__name__
+    finally:
+        if services is not None:
+            _close(services)
     raise ReturnFailed(f"LA {la_code}: {stage} failed: {failure}")
 
 
@@ -231,6 +235,13 @@ def _services(
         tokeniser=Tokeniser(trial_keys.pseudonym()),
         drop=opened_drop,
     )
+
+
+def _close(services: "Services") -> None:
+    """End the run's connections: an SFTP drop's session, a PostgreSQL warehouse's pool."""
+    if services.drop is not None:
+        services.drop.close()
+    services.warehouse.dispose()
 
 
 def _safe_errors() -> tuple[type[Exception], ...]:
