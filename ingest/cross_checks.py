@@ -7,25 +7,18 @@ the database and bring back no token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 
-from schemas.cross_checks import MINIMUM_AGES, REFERENCES, MinimumAge, Reference
+from schemas.cross_checks import (
+    MINIMUM_AGES,
+    REFERENCES,
+    CrossCheckFinding,
+    MinimumAge,
+    Reference,
+)
 
 # Row numbers listed per finding; the count is always complete.
 ROW_NUMBERS_LISTED = 20
-
-
-@dataclass(frozen=True)
-class CrossCheckFinding:
-    dataset: str
-    column: str
-    rule: str
-    description: str
-    rows: int
-    row_numbers: tuple[int, ...]
-    target_received: bool  # False: the dataset referred to has no accepted return yet
 
 
 def cross_check_findings(engine: sa.Engine, la_code: str) -> list[CrossCheckFinding]:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from ingest.cross_checks import cross_check_findings
+from schemas.cross_checks import CrossCheckFinding
 from schemas.outcome import ROW_NUMBER, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.report import render_report, report_file_name
 from schemas.rules import Severity
@@ -473,8 +475,16 @@ def _write_report(services: Services, result: SubmissionResult, outcome: Submiss
         size_bytes=result.size_bytes,
         status=result.status.value,
         held_checks=held_check_lines(result),
+        cross_findings=_cross_findings(services, result),
     )
     services.drop.write_report(result.la_code, result.report_name, text.encode("utf-8"))
+
+
+def _cross_findings(services: Services, result: SubmissionResult) -> list[CrossCheckFinding]:
+    """The LA's cross-dataset warnings after this file (none to report for a duplicate)."""
+    if result.status is SubmissionStatus.DUPLICATE:
+        return []
+    return cross_check_findings(services.warehouse.engine, result.la_code)
 
 
 def held_check_lines(result: SubmissionResult) -> dict[str, list[str]]:

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ingest.cross_checks import CrossCheckFinding, cross_check_findings
+from ingest.cross_checks import cross_check_findings
 from ingest.warehouse import Warehouse
 from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Kind, Treatment
+from schemas.cross_checks import CrossCheckFinding
 from schemas.datasets import DATASETS
 
 if TYPE_CHECKING:

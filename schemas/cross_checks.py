@@ -13,6 +13,19 @@ from schemas.datasets import DATASETS
 
 
 @dataclass(frozen=True)
+class CrossCheckFinding:
+    """Rows of an LA's current return that break one cross-dataset check: counts only."""
+
+    dataset: str
+    column: str
+    rule: str
+    description: str
+    rows: int
+    row_numbers: tuple[int, ...]  # the first few, in the LA's current return of `dataset`
+    target_received: bool  # False: the dataset referred to has no accepted return yet
+
+
+@dataclass(frozen=True)
 class Reference:
     """`dataset.field` should name a record of `target.target_field` in the same LA."""
 

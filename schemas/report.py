@@ -15,6 +15,7 @@ from datetime import datetime
 import polars as pl
 
 from schemas.contract import Dataset
+from schemas.cross_checks import CrossCheckFinding
 from schemas.datasets import DATASETS
 from schemas.outcome import ROW_NUMBER, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.rules import RULE_TEXT, Severity
@@ -67,6 +68,7 @@ def render_report(
     size_bytes: int,
     status: str | None = None,
     held_checks: Mapping[str, Sequence[str]] | None = None,
+    cross_findings: Sequence[CrossCheckFinding] = (),
     row_limit: int = TEXT_REPORT_ROW_LIMIT,
 ) -> str:
     """The report's text. `held_checks` (with status "held"): per dataset held back, the blocking
@@ -87,12 +89,29 @@ def render_report(
         lines += _held_lines(held_checks)
         lines += _file_issue_lines(outcome)
         lines += _row_issue_lines(outcome.tables, row_limit)
+        lines += _cross_finding_lines(cross_findings)
     lines += [
         "",
         "Row numbers are as your spreadsheet shows them (the header is row 1).",
         "This report never repeats a value from your file.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _cross_finding_lines(findings: Sequence[CrossCheckFinding]) -> list[str]:
+    """Warnings across the LA's current datasets: no row is rejected for them."""
+    if not findings:
+        return []
+    lines = ["", "Checks across your datasets (warnings; these rows are loaded):"]
+    for finding in findings:
+        rows = ", ".join(str(n) for n in finding.row_numbers)
+        more = ", …" if finding.rows > len(finding.row_numbers) else ""
+        pending = "" if finding.target_received else " (that dataset has not been received yet)"
+        lines.append(
+            f"  {finding.dataset}, column {finding.column}: {finding.rows:,} rows break "
+            f"{finding.rule}: {finding.description}{pending}; rows {rows}{more}"
+        )
+    return lines
 
 
 def _dataset_summary(tables: list[TableOutcome], *, held: set[str]) -> list[str]:

@@ -4,12 +4,13 @@ warehouse, the audit table, the LA's reports and Dagster's own records say."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from dagster import AssetCheckSeverity, AssetRecordsFilter, DagsterEventType, DagsterInstance
-from test_dagster_definitions import TrialService, people_csv, service
+from test_dagster_definitions import TrialService, episodes_csv, people_csv, service
 
 from ingest.drop import open_drop
 from ingest.jobs import (
@@ -303,3 +304,18 @@ def test_a_return_that_halves_the_rows_is_held_until_someone_releases_it(
     assert len(service.clean_people("201")) == 4
     released_check = check_results(service, release_run)[("people", "row_count_not_halved")]
     assert released_check.severity == AssetCheckSeverity.WARN
+
+
+def test_the_la_report_warns_of_records_missing_from_its_other_returns(
+    service: TrialService,
+) -> None:
+    service.deliver("201", "episodes.csv", episodes_csv(3, newest=date(2025, 3, 1)))
+
+    summary = service.run()
+
+    assert statuses(summary.files) == [("201", "accepted")]
+    [report] = service.reports("201")
+    text = report.read_text()
+    assert "Checks across your datasets (warnings; these rows are loaded):" in text
+    assert "episodes, column family_id: 3 rows break orphan_family_id" in text
+    assert "episodes, column keyworker_id: 3 rows break orphan_keyworker_id" in text

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from schemas.cross_checks import CrossCheckFinding
 from schemas.datasets import DATASETS
 from schemas.outcome import ISSUE_SCHEMA, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.report import render_issues_csv, render_report, report_file_name, rule_text
@@ -102,3 +103,28 @@ def test_cross_field_rules_are_explained_in_words() -> None:
 def test_report_file_name_carries_no_file_name() -> None:
     name = report_file_name(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "901-abc")
     assert name == "20260102T030405Z_901-abc.txt"
+
+
+def test_cross_dataset_warnings_are_reported_with_counts_and_rows() -> None:
+    finding = CrossCheckFinding(
+        dataset="episodes",
+        column="keyworker_id",
+        rule="orphan_keyworker_id",
+        description="`episodes.keyworker_id` matches a `keyworker_id` in `keyworkers`",
+        rows=25,
+        row_numbers=(2, 3, 9),
+        target_received=False,
+    )
+    text = render_report(
+        _outcome(_table([])),
+        received_at=None,
+        sha256="0" * 64,
+        size_bytes=1,
+        cross_findings=[finding],
+    )
+    assert "Checks across your datasets (warnings; these rows are loaded):" in text
+    assert (
+        "episodes, column keyworker_id: 25 rows break orphan_keyworker_id: "
+        "`episodes.keyworker_id` matches a `keyworker_id` in `keyworkers` "
+        "(that dataset has not been received yet); rows 2, 3, 9, …"
+    ) in text
