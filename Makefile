@@ -30,6 +30,9 @@ ui: $(VENV)/.synced
 run: $(VENV)/.synced
 	$(VENV)/bin/trial-ingest run
 
+benchmark: $(VENV)/.synced
+	$(VENV)/bin/python -m benchmarks.run --plot docs/performance-scaling.png
+
 dictionary: $(VENV)/.synced
 	$(VENV)/bin/trial-ingest dictionary --out docs/DATA_DICTIONARY.md
 

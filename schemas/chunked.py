@@ -109,11 +109,17 @@ class TableChunk:
 class ChunkedSubmission:
     """The chunks of one checked submission, produced as they are iterated (once only)."""
 
-    def __init__(self, chunks: Iterator[TableChunk], la_code: str, key_id: str) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[TableChunk],
+        la_code: str,
+        key_id: str,
+        file_issues: list[FileIssue],
+    ) -> None:
         self._chunks = chunks
         self.la_code = la_code
         self.key_id = key_id
-        self.file_issues: list[FileIssue] = []  # complete once the iteration is
+        self.file_issues = file_issues  # filled in as the chunks are made: complete at the end
 
     def __iter__(self) -> Iterator[TableChunk]:
         return self._chunks
@@ -139,10 +145,11 @@ def check_submission_chunks(
         raise ValueError("chunk_rows must be positive and prefetch not negative")
     data = content.read_bytes() if isinstance(content, Path) else content
     context = _Context(la_code=la_code, tokeniser=tokeniser, today=today, chunk_rows=chunk_rows)
-    submission = ChunkedSubmission(iter(()), la_code, tokeniser.key_id)
-    chunks = _chunks(data, context, min_bytes, submission.file_issues)
-    submission._chunks = _prefetched(chunks, prefetch) if prefetch else chunks
-    return submission
+    file_issues: list[FileIssue] = []
+    chunks = _chunks(data, context, min_bytes, file_issues)
+    if prefetch:
+        chunks = _prefetched(chunks, prefetch)
+    return ChunkedSubmission(chunks, la_code, tokeniser.key_id, file_issues)
 
 
 def _prefetched(items: Iterator[TableChunk], depth: int) -> Iterator[TableChunk]:

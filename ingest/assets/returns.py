@@ -177,7 +177,9 @@ def _run_pipeline(
             if taken is None:
                 return None
             received = taken
-            context.instance.add_run_tags(context.run_id, {SUBMISSION_TAG: received.submission_id})
+            context.instance.add_run_tags(
+                context.run.run_id, {SUBMISSION_TAG: received.submission_id}
+            )
         stage = f"processing submission {received.submission_id}"
         return pipeline.process_received(
             services,
