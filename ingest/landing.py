@@ -160,6 +160,34 @@ def _write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
+def landing_record(
+    key: TrialKey, la_code: str, submission_id: str, content: bytes, received_at: datetime
+) -> LandedFile:
+    """What landing `content` as `submission_id` records; refuses content of another id."""
+    check_la_code(la_code)
+    check_submission_id(la_code, submission_id)
+    digest = hashlib.sha256(content).hexdigest()
+    if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
+        raise LandingError(f"submission {submission_id} is not the id of this content")
+    return LandedFile(
+        la_code=la_code,
+        submission_id=submission_id,
+        sha256=digest,
+        size=len(content),
+        received_at=as_utc(received_at),
+        key_id=key.key_id,
+    )
+
+
+def intact_existing(existing: LandedFile, landed: LandedFile, *, blob_present: bool) -> LandedFile:
+    """An earlier landing of the same submission, kept as it is if it is intact."""
+    if existing.sha256 != landed.sha256 or not blob_present:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} is already landed, damaged"
+        )
+    return existing
+
+
 class LandingStore:
     """Encrypted raw files on a local folder: `root/<la_code>/<submission_id>.{bin,json}`."""
 
@@ -178,26 +206,11 @@ class LandingStore:
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
     ) -> LandedFile:
         """Land `content`; if the submission has already landed intact, keep it as it is."""
-        check_la_code(la_code)
-        check_submission_id(la_code, submission_id)
-        digest = hashlib.sha256(content).hexdigest()
-        if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
-            raise LandingError(f"submission {submission_id} is not the id of this content")
+        landed = landing_record(self._key, la_code, submission_id, content, received_at)
         existing = self._existing(la_code, submission_id)
         if existing is not None:
-            if existing.sha256 != digest or not self._blob_path(la_code, submission_id).exists():
-                raise LandingIntegrityError(
-                    f"submission {submission_id} of LA {la_code} is already landed, damaged"
-                )
-            return existing
-        landed = LandedFile(
-            la_code=la_code,
-            submission_id=submission_id,
-            sha256=digest,
-            size=len(content),
-            received_at=as_utc(received_at),
-            key_id=self._key.key_id,
-        )
+            blob_present = self._blob_path(la_code, submission_id).exists()
+            return intact_existing(existing, landed, blob_present=blob_present)
         self._root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         folder = self._folder(la_code)
         folder.mkdir(mode=FOLDER_MODE, exist_ok=True)

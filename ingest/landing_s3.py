@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -41,7 +40,6 @@ from ingest.drop_s3 import (
     s3_error_code,
 )
 from ingest.landing import (
-    SUBMISSION_ID_HEX_CHARS,
     LandedFile,
     LandingError,
     LandingIntegrityError,
@@ -50,6 +48,8 @@ from ingest.landing import (
     check_la_code,
     check_submission_id,
     decrypt_landed,
+    intact_existing,
+    landing_record,
     parse_sidecar,
     sidecar_bytes,
 )
@@ -101,26 +101,11 @@ class S3LandingStore:
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
     ) -> LandedFile:
         """Land `content`; if the submission has already landed intact, keep it as it is."""
-        check_la_code(la_code)
-        check_submission_id(la_code, submission_id)
-        digest = hashlib.sha256(content).hexdigest()
-        if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
-            raise LandingError(f"submission {submission_id} is not the id of this content")
+        landed = landing_record(self._key, la_code, submission_id, content, received_at)
         existing = self._existing(la_code, submission_id)
         if existing is not None:
-            if existing.sha256 != digest or not self._blob_exists(la_code, submission_id):
-                raise LandingIntegrityError(
-                    f"submission {submission_id} of LA {la_code} is already landed, damaged"
-                )
-            return existing
-        landed = LandedFile(
-            la_code=la_code,
-            submission_id=submission_id,
-            sha256=digest,
-            size=len(content),
-            received_at=as_utc(received_at),
-            key_id=self._key.key_id,
-        )
+            blob_present = self._blob_exists(la_code, submission_id)
+            return intact_existing(existing, landed, blob_present=blob_present)
         blob = encrypt_blob(self._key, content, associated_data(la_code, submission_id))
         self._put(self._blob_key(la_code, submission_id), blob, "application/octet-stream")
         self._put(
