@@ -132,9 +132,6 @@ def check_report_name(name: str) -> str:
     return name
 
 
-_check_report_name = check_report_name  # the name the S3 and SFTP drops import
-
-
 class LocalFolderDrop:
     """A drop on a local (or mounted) folder: `root/<la_code>/<file>`."""
 

@@ -35,8 +35,8 @@ from ingest.drop import (
     DropError,
     DropObject,
     DropObjectChanged,
-    _check_report_name,
     check_la_code,
+    check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
 )
@@ -234,7 +234,7 @@ class S3Drop:
         )
 
     def write_report(self, la_code: str, name: str, content: bytes) -> None:
-        key = f"{self._inbox(la_code)}{REPORTS_FOLDER}/{_check_report_name(name)}"
+        key = f"{self._inbox(la_code)}{REPORTS_FOLDER}/{check_report_name(name)}"
         call_s3(
             DropError,
             f"write a report to LA {la_code}'s drop",

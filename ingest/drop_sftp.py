@@ -54,8 +54,8 @@ from ingest.drop import (
     DropError,
     DropObject,
     DropObjectChanged,
-    _check_report_name,
     check_la_code,
+    check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
 )
@@ -546,7 +546,7 @@ class SftpDrop:
         """Written under a hidden temporary name, then renamed: never seen half-written."""
         inbox = self._inbox(la_code)
         folder = posixpath.join(inbox, REPORTS_FOLDER)
-        target = posixpath.join(folder, _check_report_name(name))
+        target = posixpath.join(folder, check_report_name(name))
 
         def write(sftp: paramiko.SFTPClient) -> None:
             _make_folder(sftp, inbox)

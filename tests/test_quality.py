@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
 from schemas.datasets import DATASETS
-from schemas.submission import check_submission
+from tests.warehouse_returns import load_csv_return
 
 LA = "901"
 TOKENISER = Tokeniser(parse_key_text(new_key_text()))
@@ -51,19 +50,7 @@ SCORE15 = (
 
 
 def _load(warehouse: Warehouse, dataset: str, content: str, serial: int) -> None:
-    outcome = check_submission(
-        content.encode(), la_code=LA, tokeniser=TOKENISER, today=date(2026, 1, 1)
-    )
-    [table] = outcome.tables
-    assert table.dataset == dataset and table.rows_rejected == 0
-    warehouse.load_return(
-        la_code=LA,
-        dataset=dataset,
-        submission_id=f"{LA}-{serial:024d}",
-        key_id=TOKENISER.key_id,
-        received_at=datetime(2026, 1, 1, serial, tzinfo=UTC),
-        table=table,
-    )
+    load_csv_return(warehouse, dataset, content, serial, la_code=LA, tokeniser=TOKENISER)
 
 
 def _plant_failures(engine: sa.Engine) -> None:
