@@ -1,6 +1,6 @@
-"""Real servers on loopback for the drop and landing tests: moto's S3 API and an SFTP server.
+"""Real servers on loopback for the drop and landing tests: moto's S3 API and SFTP servers.
 
-Both are started by the tests, in this process, on 127.0.0.1 and a free port:
+The first two are started by the tests, in this process, on 127.0.0.1 and a free port:
 
 - `s3_server` (session): moto's `ThreadedMotoServer`, a real HTTP endpoint that boto3 talks to
   through `AWS_ENDPOINT_URL`. `s3_bucket` (function) points the standard AWS environment at it
@@ -13,16 +13,32 @@ Both are started by the tests, in this process, on 127.0.0.1 and a free port:
 
 `SftpServer` can also be started on its own (`SftpServer.start(...)`), e.g. on a port chosen
 in advance or with another host key, for the host-key and retry tests.
+
+OpenSSH's own server, as a child process:
+
+- `openssh_server` (session): `/usr/sbin/sshd -D -e` from Debian's `openssh-server`, on
+  127.0.0.1 and a free port, with its own sshd_config, generated ed25519 host key and
+  authorized client key in a temporary folder (key login only, `internal-sftp`), logging in as
+  the user running the tests. Skipped if sshd is not installed, failed instead when
+  `TRIAL_REQUIRE_SSHD=1` (CI). `openssh_site` (function) gives every test a fresh, empty
+  folder (its absolute path is the drop URL's path: no chroot) and sets `TRIAL_SFTP_KEY_FILE`
+  and `TRIAL_SFTP_HOST_KEY` like `sftp_site`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import itertools
 import logging
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -374,3 +390,183 @@ def sftp_site(
     monkeypatch.setenv("TRIAL_SFTP_HOST_KEY", sftp_server.host_key_line)
     monkeypatch.delenv("TRIAL_SFTP_KNOWN_HOSTS", raising=False)
     return SftpSite(server=sftp_server, root=root, client_key_file=key_file)
+
+
+# --- OpenSSH's sshd ------------------------------------------------------------------------
+
+SSHD = Path("/usr/sbin/sshd")
+REQUIRE_SSHD_VARIABLE = "TRIAL_REQUIRE_SSHD"
+PRIVILEGE_SEPARATION_FOLDER = Path("/run/sshd")
+
+
+def require_sshd() -> None:
+    """Skip the test if OpenSSH's server is not installed, or fail it where CI requires it."""
+    missing = [str(SSHD)] if not SSHD.is_file() else []
+    if shutil.which("ssh-keygen") is None:
+        missing.append("ssh-keygen")
+    if not missing:
+        return
+    reason = f"OpenSSH is not installed ({', '.join(missing)} missing): install openssh-server"
+    if os.environ.get(REQUIRE_SSHD_VARIABLE) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_SSHD_VARIABLE}=1 requires it")
+    pytest.skip(reason)
+
+
+def generate_key_pair(path: Path) -> str:
+    """An ed25519 key pair made by ssh-keygen (`path`, `path.pub`); returns the public line."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    algorithm, body = path.with_suffix(".pub").read_text().split()[:2]
+    return f"{algorithm} {body}"
+
+
+def sshd_config(folder: Path, port: int, username: str) -> str:
+    """A config that serves key-authenticated SFTP to `username` only, on loopback."""
+    return "\n".join(
+        [
+            f"ListenAddress {LOOPBACK}",
+            f"Port {port}",
+            f"HostKey {folder / 'ssh_host_ed25519_key'}",
+            f"PidFile {folder / 'sshd.pid'}",
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+            f"AllowUsers {username}",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password",
+            "StrictModes no",
+            "UsePAM no",
+            "X11Forwarding no",
+            "AllowTcpForwarding no",
+            "Subsystem sftp internal-sftp",
+            "",
+        ]
+    )
+
+
+class OpenSshServer:
+    """OpenSSH's sshd in the foreground (`-D -e`), a child process in its own process group."""
+
+    def __init__(self, folder: Path, port: int, username: str) -> None:
+        self.folder = folder
+        self.port = port
+        self.username = username
+        self.host_key_line = ""
+        self.client_key_file = folder / "client_ed25519"
+        self.log_file = folder / "sshd.log"  # sshd's stderr: the server's log, not the service's
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, folder: Path, *, username: str | None = None) -> OpenSshServer:
+        """A running sshd on a free loopback port that accepts a newly generated client key."""
+        server = cls(folder, free_port(), username or getpass.getuser())
+        server.host_key_line = generate_key_pair(folder / "ssh_host_ed25519_key")
+        client_line = generate_key_pair(server.client_key_file)
+        (folder / "authorized_keys").write_text(client_line + "\n")
+        config = folder / "sshd_config"
+        config.write_text(sshd_config(folder, server.port, server.username))
+        with contextlib.suppress(OSError):  # only root can, and only root's sshd needs it
+            PRIVILEGE_SEPARATION_FOLDER.mkdir(mode=0o755, exist_ok=True)
+        server._launch(config)
+        return server
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    def url(self, path: str) -> str:
+        """`sftp://user@127.0.0.1:port/abs/path`: without a chroot, the path is absolute."""
+        return f"sftp://{self.username}@{self.host}:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def stop(self) -> None:
+        """Terminate sshd and the session processes it forked (its process group)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def _launch(self, config: Path) -> None:
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(
+                [str(SSHD), "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            self._wait_until_listening(timeout=10)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise RuntimeError(f"sshd exited before it listened; its log:\n{self.log()}")
+            if _accepts_connections(self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd did not listen within {timeout} s; its log:\n{self.log()}")
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class OpenSshSite:
+    """One test's folder on the session's sshd: the drop URL names its absolute path."""
+
+    server: OpenSshServer
+    root: Path
+
+    @property
+    def client_key_file(self) -> Path:
+        return self.server.client_key_file
+
+    @property
+    def url(self) -> str:
+        return self.server.url(str(self.root))
+
+
+@pytest.fixture(scope="session")
+def openssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSshServer]:
+    require_sshd()
+    server = OpenSshServer.start(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def openssh_site(
+    openssh_server: OpenSshServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> OpenSshSite:
+    """A fresh, empty drop folder on sshd; the service's SFTP variables point at the server."""
+    root = tmp_path_factory.mktemp("sshd-drop")
+    monkeypatch.setenv("TRIAL_SFTP_KEY_FILE", str(openssh_server.client_key_file))
+    monkeypatch.setenv("TRIAL_SFTP_HOST_KEY", openssh_server.host_key_line)
+    monkeypatch.delenv("TRIAL_SFTP_KNOWN_HOSTS", raising=False)
+    return OpenSshSite(server=openssh_server, root=root)

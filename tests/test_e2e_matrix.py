@@ -1,6 +1,6 @@
 """The same end-to-end run on every production path: {local, S3, SFTP} drops x {DuckDB,
 PostgreSQL} warehouses, against real servers on loopback (moto's S3 API, an asyncssh SFTP
-server, the local PostgreSQL).
+server and OpenSSH's sshd, the local PostgreSQL).
 
 Three LAs each drop one workbook (every dataset, canary values planted in every identifier and
 free-text field, and a row with a canary in every field), one LA also a garbage file; the file
@@ -50,7 +50,7 @@ from e2e import (
     warehouse_holding,
     warehouse_snapshot,
 )
-from servers import S3Bucket, SftpSite, public_key_line
+from servers import OpenSshSite, S3Bucket, SftpSite, public_key_line
 
 from ingest.drop_sftp import SftpDrop
 from ingest.runner import RunnerError, RunSummary, run_once
@@ -58,7 +58,7 @@ from pseudonymise.keys import new_key_text
 
 pytestmark = pytest.mark.slow
 
-DROPS = ("local", "s3", "sftp")
+DROPS = ("local", "s3", "sftp", "openssh")  # sftp: asyncssh in-process; openssh: its sshd
 WAREHOUSES = ("duckdb", "postgres")
 PSEUDONYM_KEY = new_key_text()
 LANDING_KEY = new_key_text()
@@ -177,7 +177,7 @@ def test_every_path_loads_as_the_embedded_default_and_leaks_nothing(
         assert_drop_emptied_and_reported(outcome, trial)
         assert_landing_holds_ciphertext_only(outcome, trial)
         assert_no_canary_was_written(outcome, trial)
-    if drop == "sftp":
+    if drop in ("sftp", "openssh"):
         assert sftp_drops.opened, "the SFTP drop was used"
         assert sftp_drops.all_closed(), "every SFTP connection the sensor and runs opened is closed"
 
@@ -201,6 +201,11 @@ def deployment_for(
         site = S3DropSite(bucket.client, bucket.name)
         landing = S3LandingSite(bucket.client, new_bucket(bucket.client))
         extra["TRIAL_LANDING_S3_SSE"] = "AES256"
+    elif drop == "openssh":
+        sshd: OpenSshSite = request.getfixturevalue("openssh_site")
+        site = FolderDropSite(sshd.root / "drop", drop_url=sshd.server.url(f"{sshd.root}/drop"))
+        extra["TRIAL_SFTP_KEY_FILE"] = str(sshd.client_key_file)
+        extra["TRIAL_SFTP_HOST_KEY"] = sshd.server.host_key_line
     else:
         sftp: SftpSite = request.getfixturevalue("sftp_site")
         site = FolderDropSite(sftp.root / "drop", drop_url=sftp.server.url("/drop"))
