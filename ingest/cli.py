@@ -229,7 +229,14 @@ def _add_maintenance_commands(
     )
     rotate.add_argument(
         "--target-url",
-        help="PostgreSQL: an empty database to build the rotated warehouse in",
+        help="an empty database to build the rotated warehouse in, and leave it there (no swap; "
+        "by default PostgreSQL is rebuilt and switched over in place)",
+    )
+    rotate.add_argument(
+        "--keep-old",
+        action="store_true",
+        help="PostgreSQL: keep the old schemas as <name>__retired_<time> (they keep the old "
+        "tokens) instead of dropping them at the switch-over",
     )
     rotate.set_defaults(handler=_rotate_key)
 
@@ -243,7 +250,9 @@ def _retention(args: argparse.Namespace) -> int:
 def _rotate_key(args: argparse.Namespace) -> int:
     from ingest.rotation import main_rotate_key
 
-    return main_rotate_key(allow_loss=args.allow_loss, target_url=args.target_url)
+    return main_rotate_key(
+        allow_loss=args.allow_loss, target_url=args.target_url, keep_old=args.keep_old
+    )
 
 
 if __name__ == "__main__":

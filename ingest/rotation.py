@@ -9,9 +9,15 @@ warehouse is verified against the old one, then swapped in:
   it while this process holds the old file's lock (no other writer can be running: the
   sensor, the daemon and the UI must be stopped, and the swap refuses if the file is in use
   or changed while the new one was being built);
-- any other database (PostgreSQL): built in an empty database the operator names
-  (`target_url`), verified, and left for the operator to switch `TRIAL_WAREHOUSE_URL` over
-  (see docs/KEY_ROTATION.md).
+- PostgreSQL: built in the same database under suffixed schema names (`clean__rotating`, ...),
+  verified, then switched over in one transaction that locks every table of the warehouse in
+  use against writes, re-checks that no file was processed meanwhile, renames each schema to
+  `<name>__retired_<UTC time>` and each rotating schema to its plain name, and drops the
+  retired schemas (unless `keep_old`). Views bind to tables, not names, so the rotating
+  `analysis` views follow their tables. Any failure before the commit leaves the warehouse in
+  use untouched, and the rotating schemas are dropped;
+- any database, when the operator names an empty one (`target_url`): built and verified
+  there, and left for the operator to switch `TRIAL_WAREHOUSE_URL` over (no swap).
 
 Decisions kept from the old warehouse: a return a person released past a blocking check is
 released again; a held return is held again; withdrawals are replayed, so withdrawn people
@@ -29,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +46,23 @@ import sqlalchemy as sa
 
 from ingest.landing import LandedFile, Landing
 from ingest.pipeline import Received, Services, process_received, take_from_landing
-from ingest.warehouse import SubmissionRecord, Warehouse, duckdb_url
+from ingest.warehouse import (
+    SCHEMAS,
+    SubmissionRecord,
+    Warehouse,
+    _describe_database_error,
+    duckdb_url,
+)
 from pseudonymise.tokens import Tokeniser
 from schemas.datasets import DATASETS
 
 ROTATING_SUFFIX = ".rotating"
+ROTATING_SCHEMA_SUFFIX = "__rotating"  # PostgreSQL: the new warehouse's schemas while built
+RETIRED_SCHEMA_INFIX = "__retired_"  # PostgreSQL: `<schema>__retired_<UTC time>` (--keep-old)
+# PostgreSQL: how long the switch-over waits for running writers before it refuses.
+SWAP_LOCK_TIMEOUT = "30s"
+_ROTATION_LOCK = "trial-ingest rotate-key"  # advisory lock: one rotation at a time
+_DDL_LOCK = "trial-ingest ddl"  # the advisory lock `Warehouse.create_schema` takes
 _rotations_metadata = sa.MetaData()
 KEY_ROTATIONS = sa.Table(
     "key_rotations",
@@ -106,6 +124,7 @@ class RotationResult:
     rows: dict[str, int] = field(default_factory=dict)  # clean, history, quarantine totals
     swapped: bool = False
     target_url: str = ""  # where the new warehouse is (without password)
+    retired_schemas: tuple[str, ...] = ()  # PostgreSQL --keep-old: the old schemas, kept
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -224,7 +243,8 @@ def _record_rotation(old: Warehouse, new: Warehouse, result: RotationResult) -> 
 
 def _earlier_rotations(old: Warehouse) -> list[dict[str, Any]]:
     with old.engine.connect() as conn:
-        if not sa.inspect(conn).has_table("key_rotations", schema="ops"):
+        schema = conn.schema_for_object(KEY_ROTATIONS)
+        if not sa.inspect(conn).has_table("key_rotations", schema=schema):
             return []
         return [dict(r) for r in conn.execute(sa.select(KEY_ROTATIONS)).mappings()]
 
@@ -449,21 +469,42 @@ def rotate_key(
     *,
     allow_loss: bool = False,
     target_url: str | None = None,
+    keep_old: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RotationResult:
     """Rebuild the warehouse under `tokeniser`'s key from the landing store and swap it in.
 
-    For DuckDB the rebuild happens next to the file and is swapped in; otherwise `target_url`
-    names an empty database to build in, and the operator switches over (see the docs).
+    For DuckDB the rebuild happens next to the file and is swapped in; for PostgreSQL it
+    happens in the same database under `__rotating` schemas, switched over in one transaction
+    (`keep_old`: the old schemas are kept as `<name>__retired_<UTC time>`, not dropped). With
+    `target_url` the rebuild goes into that empty database and the operator switches over.
     """
     old = Warehouse(warehouse_url)
     old.create_schema()
     old_path = duckdb_path(warehouse_url)
-    if old_path is None and not target_url:
+    in_place = old_path is None and not target_url
+    if in_place and old.dialect != "postgresql":
+        old.dispose()
         raise RotationError(
-            "this warehouse is not a DuckDB file: give an empty database to build the rotated "
-            "warehouse in (--target-url), then switch TRIAL_WAREHOUSE_URL to it"
+            "this warehouse is neither a DuckDB file nor PostgreSQL: give an empty database to "
+            "build the rotated warehouse in (--target-url), then switch TRIAL_WAREHOUSE_URL to it"
         )
+    if keep_old and not in_place:
+        old.dispose()
+        raise RotationError("--keep-old is for PostgreSQL rotated in place (no --target-url)")
+    if in_place:
+        try:
+            return _rotate_postgres(
+                landing,
+                old,
+                warehouse_url,
+                tokeniser,
+                allow_loss=allow_loss,
+                keep_old=keep_old,
+                clock=clock,
+            )
+        finally:
+            old.dispose()
     plan = plan_rotation(landing, old)
     refuse_unless_allowed(plan, allow_loss=allow_loss)
     fingerprint = _audit_fingerprint(old)
@@ -491,6 +532,188 @@ def rotate_key(
     return _with(result, swapped=True, target_url=duckdb_url(old_path))
 
 
+# --- PostgreSQL: rebuilt under suffixed schemas, switched over in one transaction --------------
+
+
+def _rotate_postgres(
+    landing: Landing,
+    old: Warehouse,
+    warehouse_url: str,
+    tokeniser: Tokeniser,
+    *,
+    allow_loss: bool,
+    keep_old: bool,
+    clock: Callable[[], datetime],
+) -> RotationResult:
+    with _one_rotation_at_a_time(old):
+        plan = plan_rotation(landing, old)
+        refuse_unless_allowed(plan, allow_loss=allow_loss)
+        with old.engine.connect() as conn:
+            before = _postgres_state(conn, old)
+        _drop_schemas(old, _rotating_schemas())  # a leftover of an interrupted rotation
+        new = Warehouse(warehouse_url, schema_suffix=ROTATING_SCHEMA_SUFFIX)
+        try:
+            result = rebuild(landing, old, new, tokeniser, plan, now=clock())
+            new.dispose()
+            retired = _switch_postgres(old, before, stamp=clock(), keep_old=keep_old)
+        except BaseException:
+            new.dispose()
+            # Nothing was committed by the switch-over: only the rotating schemas go.
+            with contextlib.suppress(RotationError):
+                _drop_schemas(old, _rotating_schemas())
+            raise
+    shown = old.engine.url.render_as_string(hide_password=True)
+    kept = retired if keep_old else ()
+    return _with(result, swapped=True, target_url=shown, retired_schemas=kept)
+
+
+def _rotating_schemas() -> tuple[str, ...]:
+    return tuple(schema + ROTATING_SCHEMA_SUFFIX for schema in SCHEMAS)
+
+
+@contextlib.contextmanager
+def _one_rotation_at_a_time(warehouse: Warehouse) -> Iterator[None]:
+    """A session advisory lock for the whole rotation: a second one refuses at once."""
+    name = {"name": _ROTATION_LOCK}
+    with warehouse.engine.connect() as conn:
+        locked = conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), name)
+        got = bool(locked.scalar_one())
+        conn.commit()
+        if not got:
+            raise RotationRefused("another key rotation of this warehouse is running")
+        try:
+            yield
+        finally:
+            # If this fails the connection is gone, and the session's lock with it.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), name)
+                conn.commit()
+
+
+def _postgres_state(conn: sa.Connection, warehouse: Warehouse) -> tuple[Any, ...]:
+    """Changes whenever a file is processed or loaded: the audit fingerprint (as for DuckDB),
+    every data table's row count and the current returns (ids and times only)."""
+    submissions = warehouse.table("ops", "submissions")
+    count, latest = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(submissions.c.processed_at))
+    ).one()
+    tables = [table for _, _, table in _data_tables(warehouse)]
+    tables.append(warehouse.table("ops", "withdrawn"))
+    rows = tuple(
+        int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        for table in tables
+    )
+    current = warehouse.table("ops", "current_returns")
+    query = sa.select(current).order_by(current.c.la_code, current.c.dataset)
+    returns = tuple(tuple(row) for row in conn.execute(query))
+    return (int(count), latest), rows, returns
+
+
+def _drop_schemas(warehouse: Warehouse, names: Iterable[str]) -> None:
+    preparer = warehouse.engine.dialect.identifier_preparer
+    failure = ""
+    try:
+        with warehouse.engine.begin() as conn:
+            for name in names:
+                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {preparer.quote(name)} CASCADE"))
+            return
+    except sa.exc.SQLAlchemyError as exc:
+        failure = _describe_database_error(exc)
+    raise RotationError(f"the rotating schemas could not be dropped: {failure}")
+
+
+def _switch_postgres(
+    old: Warehouse, before: tuple[Any, ...], *, stamp: datetime, keep_old: bool
+) -> tuple[str, ...]:
+    """In one transaction: lock, re-check, rename old -> retired and rotating -> plain, drop
+    the retired schemas (unless `keep_old`). Returns the retired schemas' names."""
+    failure: sa.exc.SQLAlchemyError | None = None
+    try:
+        with old.engine.begin() as conn:
+            return _switch_in_transaction(conn, old, before, stamp=stamp, keep_old=keep_old)
+    except sa.exc.SQLAlchemyError as exc:
+        failure = exc
+    original = failure.orig if isinstance(failure, sa.exc.DBAPIError) else failure
+    if getattr(original, "sqlstate", None) in ("55P03", "40P01"):  # lock timeout, deadlock
+        raise RotationRefused(
+            "the warehouse stayed busy (another process kept writing to it): stop the sensor, "
+            "the daemon and the UI, then rotate again"
+        )
+    raise RotationError(
+        f"the switch-over failed and was rolled back: {_describe_database_error(failure)}"
+    )
+
+
+def _switch_in_transaction(
+    conn: sa.Connection, old: Warehouse, before: tuple[Any, ...], *, stamp: datetime, keep_old: bool
+) -> tuple[str, ...]:
+    quote = conn.dialect.identifier_preparer.quote
+    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
+    # No `create_schema` of another process runs meanwhile.
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": _DDL_LOCK})
+    tables = (
+        conn.execute(
+            sa.text(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                "WHERE schemaname = ANY(:schemas) ORDER BY 1"
+            ),
+            {"schemas": list(SCHEMAS)},
+        )
+        .scalars()
+        .all()
+    )
+    # EXCLUSIVE: readers carry on; a writer holding any table is waited for, new ones wait.
+    conn.execute(sa.text(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE"))
+    if _postgres_state(conn, old) != before:
+        raise RotationRefused(
+            "files were processed while the new warehouse was being built: rotate again "
+            "with the sensor and the daemon stopped"
+        )
+    outside = _views_outside(conn)
+    if outside:
+        raise RotationRefused(
+            f"{outside} view(s) outside the warehouse's schemas read its tables: the switch-over "
+            "would drop them with the old schemas (or leave them reading the old tokens); drop "
+            "them, rotate, then create them again"
+        )
+    retired = _retired_names(conn, stamp)
+    for schema, retired_name in zip(SCHEMAS, retired, strict=True):
+        conn.execute(sa.text(f"ALTER SCHEMA {quote(schema)} RENAME TO {quote(retired_name)}"))
+    for schema, rotating in zip(SCHEMAS, _rotating_schemas(), strict=True):
+        conn.execute(sa.text(f"ALTER SCHEMA {quote(rotating)} RENAME TO {quote(schema)}"))
+    if not keep_old:
+        for retired_name in retired:
+            conn.execute(sa.text(f"DROP SCHEMA {quote(retired_name)} CASCADE"))
+    return retired
+
+
+def _views_outside(conn: sa.Connection) -> int:
+    """How many views in other schemas read a table or view of the warehouse's schemas."""
+    query = sa.text(
+        "SELECT count(DISTINCT v.oid) FROM pg_rewrite r "
+        "JOIN pg_class v ON v.oid = r.ev_class "
+        "JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass "
+        "AND d.refclassid = 'pg_class'::regclass "
+        "JOIN pg_class t ON t.oid = d.refobjid "
+        "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+        "JOIN pg_namespace vn ON vn.oid = v.relnamespace "
+        "WHERE tn.nspname = ANY(:schemas) AND vn.nspname <> ALL(:schemas)"
+    )
+    return int(conn.execute(query, {"schemas": list(SCHEMAS)}).scalar_one())
+
+
+def _retired_names(conn: sa.Connection, stamp: datetime) -> tuple[str, ...]:
+    """`<schema>__retired_<UTC time>`, with `_2`, `_3`... if a kept set has that time."""
+    existing = set(conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars())
+    base = RETIRED_SCHEMA_INFIX + stamp.astimezone(UTC).strftime("%Y%m%d_%H%M%S")
+    for attempt in range(1, 1000):
+        tail = base if attempt == 1 else f"{base}_{attempt}"
+        names = tuple(schema + tail for schema in SCHEMAS)
+        if not existing & set(names):
+            return names
+    raise RotationError("too many retired schema sets with the same time: drop some")
+
+
 def _fresh_path(old_path: Path | None) -> Path:
     if old_path is None:
         raise RotationError("no DuckDB file to rotate")
@@ -499,14 +722,22 @@ def _fresh_path(old_path: Path | None) -> Path:
     return path
 
 
-def _with(result: RotationResult, *, swapped: bool, target_url: str) -> RotationResult:
-    return RotationResult(**{**vars(result), "swapped": swapped, "target_url": target_url})
+def _with(
+    result: RotationResult,
+    *,
+    swapped: bool,
+    target_url: str,
+    retired_schemas: tuple[str, ...] = (),
+) -> RotationResult:
+    changed = {"swapped": swapped, "target_url": target_url, "retired_schemas": retired_schemas}
+    return RotationResult(**{**vars(result), **changed})
 
 
 def main_rotate_key(
     *,
     allow_loss: bool = False,
     target_url: str | None = None,
+    keep_old: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> int:
     """`trial-ingest rotate-key`: the new key comes from the usual key settings."""
@@ -522,6 +753,7 @@ def main_rotate_key(
             tokeniser,
             allow_loss=allow_loss,
             target_url=target_url,
+            keep_old=keep_old,
         )
     except RotationError as exc:
         print(f"Key rotation stopped, nothing changed: {exc}")
@@ -543,5 +775,10 @@ def _print_result(result: RotationResult) -> None:
         print(f"{result.unprocessed} landed file(s) never processed were left out")
     if result.swapped:
         print(f"Swapped in: {result.target_url}")
+        if result.retired_schemas:
+            print(
+                "Kept the old warehouse's schemas, which still hold the old tokens: drop them "
+                "(DROP SCHEMA ... CASCADE) once done: " + ", ".join(result.retired_schemas)
+            )
     else:
         print(f"Verified in {result.target_url}: now point TRIAL_WAREHOUSE_URL at it")

@@ -67,6 +67,7 @@ _DUCKDB_LOCK_WAIT_SECONDS = 60.0
 # transaction's new rows in memory until it commits (see `Warehouse.load_return_chunks`).
 STAGING_COMMIT_ROWS = 300_000
 _LA_CODE = re.compile(r"[0-9]{3}")
+_SCHEMA_SUFFIX = re.compile(r"[a-z0-9_]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATABASE_ERRORS = (sa.exc.SQLAlchemyError, duckdb.Error, psycopg.Error)
 
@@ -397,7 +398,7 @@ class DuckDBArrowInserter:
         raw.register(view, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
         try:
             raw.execute(
-                f"INSERT INTO {preparer.format_table(table)} ({columns}) "  # noqa: S608 (quoted identifiers)
+                f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
                 f"SELECT {columns} FROM {view}"
             )
         finally:
@@ -417,7 +418,7 @@ class PostgresCopyInserter:
         if frame.is_empty():
             return
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.Identifier(table.schema or "public", table.name),
+            sql.Identifier(conn.schema_for_object(table) or "public", table.name),
             sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns),
         )
         raw = _driver_connection(conn)
@@ -426,6 +427,14 @@ class PostgresCopyInserter:
                 buffer = io.BytesIO()
                 chunk.write_csv(buffer, include_header=False)
                 copy.write(buffer.getvalue())
+
+
+def _qualified_table(conn: sa.Connection, table: sa.Table) -> str:
+    """`table`'s quoted name as `conn` sees it (its `schema_translate_map` applied)."""
+    preparer = conn.dialect.identifier_preparer
+    schema = conn.schema_for_object(table)
+    name = preparer.quote(table.name)
+    return f"{preparer.quote_schema(schema)}.{name}" if schema else name
 
 
 _BULK_INSERTERS: dict[str, Callable[[], BulkInserter]] = {
@@ -618,8 +627,20 @@ def _check_unique_codes(rows: list[AllocationRow]) -> None:
 class Warehouse:
     """The trial's warehouse at a SQLAlchemy URL (default: a DuckDB file, see `duckdb_url`)."""
 
-    def __init__(self, url: str, *, bulk_inserter: BulkInserter | None = None) -> None:
-        self._engine = _create_engine(url)
+    def __init__(
+        self, url: str, *, bulk_inserter: BulkInserter | None = None, schema_suffix: str = ""
+    ) -> None:
+        """`schema_suffix` (e.g. `__rotating`): every schema of the layout is used under its
+        name plus the suffix (`clean__rotating`, ...), for building a second warehouse in the
+        same database (key rotation). `table()` still takes and returns the plain names: the
+        engine's `schema_translate_map` maps them, and the raw SQL here maps them itself."""
+        if not _SCHEMA_SUFFIX.fullmatch(schema_suffix):
+            raise ValueError("a schema suffix is lower-case letters, digits and underscores")
+        self._schema_map = {s: s + schema_suffix for s in SCHEMAS} if schema_suffix else None
+        engine = _create_engine(url)
+        if self._schema_map is not None:
+            engine = engine.execution_options(schema_translate_map=self._schema_map)
+        self._engine = engine
         self._dialect = self._engine.dialect.name
         self._inserter = bulk_inserter or bulk_inserter_for(self._dialect)
         self._layout = _build_layout(with_indexes=self._dialect == "postgresql")
@@ -639,6 +660,10 @@ class Warehouse:
     def dispose(self) -> None:
         self._engine.dispose()
 
+    def schema_name(self, schema: str) -> str:
+        """The name schema `schema` of the layout has in the database (suffix applied)."""
+        return schema if self._schema_map is None else self._schema_map.get(schema, schema)
+
     # --- schema ---
 
     def create_schema(self) -> None:
@@ -655,7 +680,7 @@ class Warehouse:
             # Two processes creating the same schema at once would otherwise collide.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('trial-ingest ddl'))"))
         for schema in SCHEMAS:
-            conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            conn.execute(sa.schema.CreateSchema(self.schema_name(schema), if_not_exists=True))
         self._layout.metadata.create_all(conn, checkfirst=True)
         for dataset in DATASETS:
             conn.execute(sa.text(self._analysis_view_ddl(conn, dataset)))
@@ -669,8 +694,15 @@ class Warehouse:
             allocation.c.arm,
             *(column for column in clean.c if column.name != "la_code"),
         ).select_from(clean.outerjoin(allocation, allocation.c.la_code == clean.c.la_code))
-        view = conn.dialect.identifier_preparer.format_table(sa.table(dataset, schema="analysis"))
-        return f"CREATE OR REPLACE VIEW {view} AS {query.compile(dialect=conn.dialect)}"
+        analysis = sa.table(dataset, schema=self.schema_name("analysis"))
+        view = conn.dialect.identifier_preparer.format_table(analysis)
+        # Compiled here, not by `conn`, so the schema map is rendered into the text.
+        mapped: dict[str, Any] = (
+            {}
+            if self._schema_map is None
+            else {"schema_translate_map": self._schema_map, "render_schema_translate": True}
+        )
+        return f"CREATE OR REPLACE VIEW {view} AS {query.compile(dialect=conn.dialect, **mapped)}"
 
     def table(self, schema: str, name: str) -> sa.Table:
         """One of the warehouse's tables, for queries (e.g. `table("clean", "people")`)."""
