@@ -13,8 +13,10 @@ LA's file name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -24,15 +26,23 @@ import polars as pl
 
 from ingest.cross_checks import cross_check_findings
 from schemas.cross_checks import CrossCheckFinding
-from schemas.outcome import ROW_NUMBER, FileIssue, SubmissionOutcome, TableOutcome
+from schemas.outcome import ROW_NUMBER, CountedTable, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.report import render_report, report_file_name
 from schemas.rules import Severity
 
 if TYPE_CHECKING:
     from ingest.drop import Drop, DropObject
     from ingest.landing import Landing
-    from ingest.warehouse import LoadResult, PreviousReturn, Status, SubmissionRecord, Warehouse
+    from ingest.warehouse import (
+        ChunkTotals,
+        LoadResult,
+        PreviousReturn,
+        Status,
+        SubmissionRecord,
+        Warehouse,
+    )
     from pseudonymise.tokens import Tokeniser
+    from schemas.chunked import TableChunk, TableEnd
 
 
 class PipelineError(RuntimeError):
@@ -74,6 +84,10 @@ class Services:
     tokeniser: Tokeniser
     drop: Drop | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Files of `chunked_from_bytes` or more are checked and loaded `chunk_rows` rows at a time
+    # (None: the defaults of `schemas.chunked`).
+    chunked_from_bytes: int | None = None
+    chunk_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -213,11 +227,7 @@ def process_received(
     """
     if detect_duplicate and services.warehouse.is_duplicate(received.la_code, received.sha256):
         return _record_duplicate(services, received)
-    outcome = _check(services, received)
-    datasets = tuple(
-        _load_dataset(services, received, outcome, table, release_held=release_held)
-        for table in outcome.tables
-    )
+    outcome, datasets = _check_and_load(services, received, release_held=release_held)
     file_rules = _error_rules(outcome.file_issues)
     status = _submission_status(outcome, datasets)
     result = _result(services, received, status, file_rules, datasets)
@@ -239,6 +249,28 @@ def _submission_status(
     if any(d.status is DatasetStatus.HELD for d in datasets):
         return SubmissionStatus.HELD
     return SubmissionStatus.ACCEPTED
+
+
+def _check_and_load(
+    services: Services, received: Received, *, release_held: bool
+) -> tuple[SubmissionOutcome, tuple[DatasetResult, ...]]:
+    """A large file is checked and loaded a chunk at a time, so memory holds a chunk, not the
+    file's rows; one the chunked reader cannot cut (a ragged CSV) is checked whole."""
+    from schemas.chunked import DEFAULT_MIN_BYTES
+    from schemas.reader import WholeFileNeeded
+
+    chunked_from = services.chunked_from_bytes
+    if received.size_bytes >= (DEFAULT_MIN_BYTES if chunked_from is None else chunked_from):
+        try:
+            return _check_and_load_chunks(services, received, release_held=release_held)
+        except WholeFileNeeded:
+            pass  # nothing was loaded: the chunked load rolls back
+    outcome = _check(services, received)
+    datasets = tuple(
+        _load_dataset(services, received, outcome, table, release_held=release_held)
+        for table in outcome.tables
+    )
+    return outcome, datasets
 
 
 def _check(services: Services, received: Received) -> SubmissionOutcome:
@@ -292,6 +324,161 @@ def _load_dataset(
     )
 
 
+def _check_and_load_chunks(
+    services: Services, received: Received, *, release_held: bool
+) -> tuple[SubmissionOutcome, tuple[DatasetResult, ...]]:
+    from schemas.chunked import DEFAULT_CHUNK_ROWS, check_submission_chunks, tables_of
+
+    submission = check_submission_chunks(
+        received.content,
+        la_code=received.la_code,
+        tokeniser=services.tokeniser,
+        today=received.received_at.astimezone(UTC).date(),
+        chunk_rows=services.chunk_rows or DEFAULT_CHUNK_ROWS,
+        min_bytes=services.chunked_from_bytes or 0,
+    )
+    tables: list[TableOutcome] = []
+    datasets: list[DatasetResult] = []
+    try:
+        for chunks in tables_of(submission):
+            table, dataset = _load_table_chunks(
+                services, received, submission.file_issues, chunks, release_held=release_held
+            )
+            tables.append(table)
+            datasets.append(dataset)
+    finally:
+        submission.close()
+    outcome = SubmissionOutcome(
+        la_code=received.la_code,
+        key_id=services.tokeniser.key_id,
+        tables=tables,
+        file_issues=list(submission.file_issues),
+    )
+    return outcome, tuple(datasets)
+
+
+def _load_table_chunks(
+    services: Services,
+    received: Received,
+    file_issues: list[FileIssue],
+    chunks: Iterator[TableChunk],
+    *,
+    release_held: bool,
+) -> tuple[CountedTable, DatasetResult]:
+    """`_load_dataset` for one table's chunks: the same checks, statuses and audit."""
+    first = next(chunks)  # the file-level issues are known once a table's first chunk is made
+    tally = _TableTally(file_ok=not _error_rules(file_issues))
+    previous = services.warehouse.previous_accepted(received.la_code, first.dataset)
+    decision = _ReplaceDecision(previous, received.received_at, release_held)
+    load = services.warehouse.load_return_chunks(
+        la_code=received.la_code,
+        dataset=first.dataset,
+        submission_id=received.submission_id,
+        key_id=services.tokeniser.key_id,
+        received_at=received.received_at,
+        chunks=tally.counted(itertools.chain([first], chunks)),
+        replace=decision,
+    )
+    table = tally.table()
+    accepted = tally.file_ok and table.accepted
+    if accepted and not decision.decided:  # no valid rows: the loader did not ask
+        decision(tally.totals())
+    replace = accepted and decision.replace
+    return table, DatasetResult(
+        dataset=table.dataset,
+        status=_dataset_status(accepted, replace, load),
+        rows_received=table.rows_received,
+        rows_loaded=load.rows_loaded,
+        rows_rejected=table.rows_rejected,
+        rejected_by_rule=rejected_by_rule(table),
+        rejection_rules=_error_rules([*file_issues, *table.file_issues]),
+        checks=decision.verdicts,
+        released=release_held and accepted and not all(v.passed for v in decision.verdicts),
+        columns={c: str(t) for c, t in tally.columns.items() if c != ROW_NUMBER},
+    )
+
+
+@dataclass
+class _ReplaceDecision:
+    """Whether a table loaded chunk by chunk replaces the LA's current rows: asked by the
+    loader with the table's totals once its last chunk is in (see `_load_dataset`)."""
+
+    previous: PreviousReturn | None
+    received_at: datetime
+    release_held: bool
+    verdicts: tuple[CheckVerdict, ...] = ()
+    replace: bool = True
+    decided: bool = False
+
+    def __call__(self, totals: ChunkTotals) -> bool:
+        self.decided = True
+        # A return received before the current one only goes into history: nothing to check.
+        if self.previous is None or self.previous.received_at <= self.received_at:
+            self.verdicts = blocking_checks(
+                totals.rows_clean, totals.newest_service_date, self.previous
+            )
+            self.replace = self.release_held or all(v.passed for v in self.verdicts)
+        return self.replace
+
+
+@dataclass
+class _TableTally:
+    """What the pipeline keeps of a table loaded chunk by chunk: its issues and counts.
+
+    When the file as a whole is rejected, the chunks are passed on without their clean rows,
+    as `_as_rejected` does for a whole table.
+    """
+
+    file_ok: bool
+    chunks: list[TableChunk] = field(default_factory=list)  # rows dropped: issues and schema
+    end: TableEnd | None = None
+    newest_service_date: date | None = None
+
+    def counted(self, chunks: Iterable[TableChunk]) -> Iterator[TableChunk]:
+        for chunk in chunks:
+            self.chunks.append(
+                dataclasses.replace(
+                    chunk, clean=chunk.clean.clear(), rejected=chunk.rejected.clear()
+                )
+            )
+            self.end = chunk.end or self.end
+            yield chunk if self.file_ok else _without_clean_rows(chunk)
+
+    @property
+    def columns(self) -> dict[str, pl.DataType]:
+        return dict(self.chunks[0].clean.schema)
+
+    def table(self) -> CountedTable:
+        end = self.end
+        if end is None:
+            raise PipelineError("a table's chunks ended before its last chunk")
+        first = self.chunks[0]
+        return CountedTable(
+            dataset=first.dataset,
+            source=first.source,
+            rows_received=end.rows_received,
+            clean=first.clean,
+            rejected=first.rejected,
+            issues=pl.concat([c.issues for c in self.chunks]),
+            file_issues=list(end.file_issues),
+            clean_rows=end.rows_clean,
+            rejected_rows=end.rows_rejected,
+        )
+
+    def totals(self) -> ChunkTotals:
+        from ingest.warehouse import ChunkTotals
+
+        table = self.table()
+        return ChunkTotals(table.rows_received, table.clean_rows, table.rejected_rows, None)
+
+
+def _without_clean_rows(chunk: TableChunk) -> TableChunk:
+    end = chunk.end
+    if end is not None:
+        end = dataclasses.replace(end, rows_clean=0)
+    return dataclasses.replace(chunk, clean=chunk.clean.clear(), end=end)
+
+
 def _as_rejected(table: TableOutcome) -> TableOutcome:
     """The table as the warehouse should see it when the file as a whole was rejected."""
     if not table.accepted:
@@ -333,20 +520,25 @@ def evaluate_checks(
     table: TableOutcome, previous: PreviousReturn | None
 ) -> tuple[CheckVerdict, ...]:
     """The blocking checks of an accepted table against the LA's current return."""
+    return blocking_checks(table.clean.height, newest_service_date(table), previous)
+
+
+def blocking_checks(
+    valid_rows: int, newest: date | None, previous: PreviousReturn | None
+) -> tuple[CheckVerdict, ...]:
+    """The blocking checks of a return with `valid_rows` rows and this newest service date."""
     return (
-        _has_valid_rows(table),
-        _row_count_not_halved(table, previous),
-        _not_older_than_previous(table, previous),
+        _has_valid_rows(valid_rows),
+        _row_count_not_halved(valid_rows, previous),
+        _not_older_than_previous(newest, previous),
     )
 
 
-def _has_valid_rows(table: TableOutcome) -> CheckVerdict:
-    rows = table.clean.height
+def _has_valid_rows(rows: int) -> CheckVerdict:
     return CheckVerdict(Check.HAS_VALID_ROWS, rows > 0, f"{rows} valid rows", {"valid_rows": rows})
 
 
-def _row_count_not_halved(table: TableOutcome, previous: PreviousReturn | None) -> CheckVerdict:
-    rows = table.clean.height
+def _row_count_not_halved(rows: int, previous: PreviousReturn | None) -> CheckVerdict:
     if previous is None:
         return CheckVerdict(Check.ROW_COUNT_NOT_HALVED, True, "no earlier return to compare with")
     passed = 2 * rows >= previous.rows_loaded
@@ -358,8 +550,7 @@ def _row_count_not_halved(table: TableOutcome, previous: PreviousReturn | None) 
     )
 
 
-def _not_older_than_previous(table: TableOutcome, previous: PreviousReturn | None) -> CheckVerdict:
-    newest = newest_service_date(table)
+def _not_older_than_previous(newest: date | None, previous: PreviousReturn | None) -> CheckVerdict:
     earlier = previous.newest_record_date if previous else None
     if newest is None or earlier is None:
         return CheckVerdict(Check.NOT_OLDER_THAN_PREVIOUS, True, "no service dates to compare")

@@ -124,6 +124,12 @@ class ChunkedSubmission:
     def __iter__(self) -> Iterator[TableChunk]:
         return self._chunks
 
+    def close(self) -> None:
+        """Stop making chunks (the worker thread, if any, stops at its next chunk)."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
 
 def check_submission_chunks(
     content: bytes | Path,

@@ -89,6 +89,24 @@ class TableOutcome:
 
 
 @dataclass
+class CountedTable(TableOutcome):
+    """A table checked and loaded a chunk at a time (`schemas.chunked`): its issues are kept
+    for the report, its rows only counted (`clean` and `rejected` are empty frames with the
+    table's columns)."""
+
+    clean_rows: int = 0
+    rejected_rows: int = 0
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.clean_rows if self.accepted else 0
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rejected_rows
+
+
+@dataclass
 class SubmissionOutcome:
     """Everything the service learned from one file, safe to store and report."""
 
