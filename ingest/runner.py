@@ -173,7 +173,7 @@ def run_once(
         with DagsterInstance.get() as instance:
             load_allocation(defs, instance, console=console)
             requests, note = requested_runs(defs, instance)
-            with sqlite_storage_held_open(dagster_home(env)):
+            with sqlite_storage_held_open(dagster_home(env)), _warehouse_held_open(env):
                 for request in requests:
                     files.append(execute_request(defs, instance, request, console=console))
                     if on_file is not None:
@@ -183,7 +183,7 @@ def run_once(
 
 @contextmanager
 def sqlite_storage_held_open(home: Path) -> Iterator[None]:
-    """Hold Dagster's SQLite run and event-index databases open while runs execute.
+    """Hold Dagster's SQLite run and event-log databases open while runs execute.
 
     Dagster's SQLite storage opens and closes a connection for every event it stores (about 70
     a run), and SQLite checkpoints the WAL and syncs the disk when the last connection to a
@@ -193,7 +193,7 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
     """
     import sqlite3
 
-    paths = [home / "history" / "runs.db", home / "history" / "runs" / "index.db"]
+    paths = [home / "runs.db", home / "event_log.db"]
     held = [sqlite3.connect(path) for path in paths if path.is_file()]
     try:
         for connection in held:
@@ -202,6 +202,17 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
     finally:
         for connection in held:
             connection.close()
+
+
+@contextmanager
+def _warehouse_held_open(env: Mapping[str, str]) -> Iterator[None]:
+    """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`)."""
+    warehouse = _warehouse_at(env)
+    try:
+        with warehouse.held_open():
+            yield
+    finally:
+        warehouse.dispose()
 
 
 def check_configuration(env: Mapping[str, str]) -> None:

@@ -24,6 +24,7 @@ dialect); the API takes and returns timezone-aware datetimes.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import time
@@ -325,8 +326,11 @@ def _ops_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     }
 
 
+@functools.cache
 def _build_layout(*, with_indexes: bool) -> _Layout:
-    """The warehouse's tables. Indexes only where they help deletes (not DuckDB's zone maps)."""
+    """The warehouse's tables. Indexes only where they help deletes (not DuckDB's zone maps).
+
+    Built once per process (every `Warehouse` shares it; nothing changes it afterwards)."""
     metadata = sa.MetaData()
     stored = {name: dataset_column_types(name) for name in DATASETS}
 
@@ -672,8 +676,37 @@ class Warehouse:
         Done once per `Warehouse` object; later calls return at once.
         """
         if not self._schema_created:
-            self._run("creating the warehouse schema", self._create_schema)
+            if not self._run("looking for the warehouse schema", self._schema_complete):
+                self._run("creating the warehouse schema", self._create_schema)
             self._schema_created = True
+
+    def _schema_complete(self, conn: sa.Connection) -> bool:
+        """Every table and view of the layout is there (one catalogue query, no DDL)."""
+        expected = {
+            (self.schema_name(t.schema or ""), t.name) for t in self._layout.metadata.sorted_tables
+        }
+        expected |= {(self.schema_name("analysis"), dataset) for dataset in DATASETS}
+        found = sa.text(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN :schemas"
+        ).bindparams(sa.bindparam("schemas", expanding=True))
+        schemas = sorted({schema for schema, _ in expected})
+        present = {(schema, name) for schema, name in conn.execute(found, {"schemas": schemas})}
+        return expected <= present
+
+    @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """For a DuckDB file: hold one connection open while a batch of work runs.
+
+        Each transaction otherwise opens the file and, closing the last connection to it,
+        checkpoints it; a connection held open makes the others cheap. The file stays locked
+        for other processes meanwhile (they wait, see `_connect`). Nothing to do elsewhere.
+        """
+        if self._dialect != "duckdb":
+            yield
+            return
+        with self._connect():
+            yield
 
     def _create_schema(self, conn: sa.Connection) -> None:
         if self._dialect == "postgresql":

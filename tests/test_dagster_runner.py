@@ -164,11 +164,10 @@ def test_the_ui_shows_the_demo_only_when_nothing_else_is_configured(tmp_path: Pa
 def test_the_sqlite_storage_is_held_open_only_while_runs_execute(tmp_path: Path) -> None:
     import sqlite3
 
-    index = tmp_path / "history" / "runs" / "index.db"
-    index.parent.mkdir(parents=True)
+    index = tmp_path / "event_log.db"
     sqlite3.connect(index).close()
 
-    with sqlite_storage_held_open(tmp_path):  # runs.db is missing: only index.db is held
+    with sqlite_storage_held_open(tmp_path):  # runs.db is missing: only event_log.db is held
         writer = sqlite3.connect(index)
         writer.execute("CREATE TABLE t (x)")
         writer.commit()

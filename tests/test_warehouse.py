@@ -250,6 +250,19 @@ def test_schema_has_every_table_and_is_idempotent(warehouse: Warehouse) -> None:
     assert quarantine[:5] == ["la_code", "submission_id", "key_id", ROW_NUMBER, "rules"]
 
 
+def test_a_missing_table_or_view_is_created_again(warehouse: Warehouse) -> None:
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP VIEW analysis.people"))
+        conn.execute(sa.text("DROP TABLE ops.retention_log"))
+    url = warehouse.engine.url.render_as_string(hide_password=False)
+    again = Warehouse(url)
+    again.create_schema()
+    again.dispose()
+
+    assert "people" in table_names(warehouse, "analysis")
+    assert "retention_log" in table_names(warehouse, "ops")
+
+
 def test_score15_carries_the_scores(warehouse: Warehouse) -> None:
     columns = set(column_names(warehouse, "clean", "score15"))
 
@@ -740,6 +753,36 @@ def test_waits_while_another_process_holds_the_duckdb_file(duck: Warehouse) -> N
         assert time.monotonic() - started > 0.2  # it waited for the other process
     finally:
         holder.wait(timeout=30)
+
+
+TRY_LOCK = """
+import sys, duckdb
+try:
+    duckdb.connect(sys.argv[1]).close()
+except duckdb.IOException:
+    print("busy")
+else:
+    print("free")
+"""
+
+
+def _seen_from_another_process(path: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", TRY_LOCK, path], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_held_open_keeps_the_duckdb_file_open_between_transactions(duck: Warehouse) -> None:
+    path = duck.engine.url.database
+    assert path is not None
+
+    with duck.held_open():
+        assert not duck.is_duplicate("201", "ab" * 32)  # work goes on through other connections
+        held = _seen_from_another_process(path)
+    released = _seen_from_another_process(path)
+
+    assert (held, released) == ("busy", "free")
 
 
 def test_errors_are_warehouse_errors(duck: Warehouse) -> None:
