@@ -292,15 +292,15 @@ def _load_dataset(
     *,
     release_held: bool,
 ) -> DatasetResult:
+    from ingest.warehouse import ChunkTotals
+
     # A file-level error (a wrong LA code, say) rejects every dataset in the file.
     accepted = outcome.accepted and table.accepted
-    checks: tuple[CheckVerdict, ...] = ()
-    replace = accepted
     previous = services.warehouse.previous_accepted(received.la_code, table.dataset)
-    # A return received before the current one only goes into history: nothing to check.
-    if accepted and not (previous and previous.received_at > received.received_at):
-        checks = evaluate_checks(table, previous)
-        replace = release_held or all(v.passed for v in checks)
+    decision = _ReplaceDecision(previous, received.received_at, release_held)
+    if accepted:
+        newest = newest_service_date(table)
+        decision(ChunkTotals(table.rows_received, table.clean.height, table.rows_rejected, newest))
     load = services.warehouse.load_return(
         la_code=received.la_code,
         dataset=table.dataset,
@@ -308,8 +308,22 @@ def _load_dataset(
         key_id=services.tokeniser.key_id,
         received_at=received.received_at,
         table=table if accepted else _as_rejected(table),
-        replace=replace,
+        replace=accepted and decision.replace,
     )
+    return _dataset_result(
+        table, load, accepted, decision, outcome.file_issues, dict(table.clean.schema)
+    )
+
+
+def _dataset_result(
+    table: TableOutcome,
+    load: LoadResult,
+    accepted: bool,
+    decision: _ReplaceDecision,
+    file_issues: list[FileIssue],
+    columns: dict[str, pl.DataType],
+) -> DatasetResult:
+    replace = accepted and decision.replace
     return DatasetResult(
         dataset=table.dataset,
         status=_dataset_status(accepted, replace, load),
@@ -317,10 +331,10 @@ def _load_dataset(
         rows_loaded=load.rows_loaded,
         rows_rejected=table.rows_rejected,
         rejected_by_rule=rejected_by_rule(table),
-        rejection_rules=_error_rules([*outcome.file_issues, *table.file_issues]),
-        checks=checks,
-        released=release_held and accepted and not all(v.passed for v in checks),
-        columns={c: str(t) for c, t in table.clean.schema.items() if c != ROW_NUMBER},
+        rejection_rules=_error_rules([*file_issues, *table.file_issues]),
+        checks=decision.verdicts,
+        released=decision.release_held and accepted and not decision.all_passed,
+        columns={c: str(t) for c, t in columns.items() if c != ROW_NUMBER},
     )
 
 
@@ -383,25 +397,13 @@ def _load_table_chunks(
     accepted = tally.file_ok and table.accepted
     if accepted and not decision.decided:  # no valid rows: the loader did not ask
         decision(tally.totals())
-    replace = accepted and decision.replace
-    return table, DatasetResult(
-        dataset=table.dataset,
-        status=_dataset_status(accepted, replace, load),
-        rows_received=table.rows_received,
-        rows_loaded=load.rows_loaded,
-        rows_rejected=table.rows_rejected,
-        rejected_by_rule=rejected_by_rule(table),
-        rejection_rules=_error_rules([*file_issues, *table.file_issues]),
-        checks=decision.verdicts,
-        released=release_held and accepted and not all(v.passed for v in decision.verdicts),
-        columns={c: str(t) for c, t in tally.columns.items() if c != ROW_NUMBER},
-    )
+    return table, _dataset_result(table, load, accepted, decision, file_issues, tally.columns)
 
 
 @dataclass
 class _ReplaceDecision:
-    """Whether a table loaded chunk by chunk replaces the LA's current rows: asked by the
-    loader with the table's totals once its last chunk is in (see `_load_dataset`)."""
+    """Whether a return replaces the LA's current rows, from its totals: asked by the chunked
+    loader once a table's last chunk is in, or by `_load_dataset` before loading."""
 
     previous: PreviousReturn | None
     received_at: datetime
@@ -417,8 +419,12 @@ class _ReplaceDecision:
             self.verdicts = blocking_checks(
                 totals.rows_clean, totals.newest_service_date, self.previous
             )
-            self.replace = self.release_held or all(v.passed for v in self.verdicts)
+            self.replace = self.release_held or self.all_passed
         return self.replace
+
+    @property
+    def all_passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
 
 
 @dataclass

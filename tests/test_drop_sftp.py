@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from servers import (
+    OpenSshSite,
     SftpServer,
     SftpSite,
     SilentTcpServer,
@@ -48,11 +49,6 @@ FAST = SftpTimeouts(connect=2, banner=0.3, auth=2, channel=2, request=5)
 
 
 @pytest.fixture
-def key() -> TrialKey:
-    return TrialKey(secrets.token_bytes(32))
-
-
-@pytest.fixture
 def drop(sftp_site: SftpSite, key: TrialKey) -> Iterator[SftpDrop]:
     with open_sftp_drop(sftp_site.url, key) as opened:
         yield opened
@@ -79,7 +75,10 @@ def _drop_with(
     return SftpDrop(connector, key, retry=RetryPolicy(attempts=attempts), sleep=sleep or Sleeps())
 
 
-def _file(site: SftpSite, relative: str, content: bytes, mtime: int | None = None) -> Path:
+def _file(
+    site: SftpSite | OpenSshSite, relative: str, content: bytes, mtime: int | None = None
+) -> Path:
+    """A file as an LA would have uploaded it into its folder on the server."""
     path = site.root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)

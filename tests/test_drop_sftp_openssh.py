@@ -18,8 +18,9 @@ from pathlib import Path
 import paramiko
 import pytest
 from servers import OpenSshSite, generate_key_pair
+from test_drop_sftp import CANARY_NAME, _file, _only
 
-from ingest.drop import DropError, DropObject, compute_fingerprint
+from ingest.drop import DropError, compute_fingerprint
 from ingest.drop_sftp import (
     HostKeyMismatch,
     HostKeyUnknown,
@@ -36,13 +37,7 @@ from ingest.drop_sftp import (
 )
 from pseudonymise.keys import TrialKey
 
-CANARY_NAME = "Smith_Jane_1985-03-14_9434765919.csv"
 FAST = SftpTimeouts(connect=2, banner=2, auth=5, channel=5, request=10)
-
-
-@pytest.fixture
-def key() -> TrialKey:
-    return TrialKey(secrets.token_bytes(32))
 
 
 @pytest.fixture
@@ -58,21 +53,6 @@ def _drop_with(url: str, key: TrialKey) -> SftpDrop:
         target, load_user_key(os.environ), pinned_host_keys(target, os.environ), FAST
     )
     return SftpDrop(connector, key, retry=RetryPolicy(attempts=1))
-
-
-def _file(site: OpenSshSite, relative: str, content: bytes, mtime: int | None = None) -> Path:
-    """A file as an LA would have uploaded it into its folder."""
-    path = site.root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    if mtime is not None:
-        os.utime(path, (mtime, mtime))
-    return path
-
-
-def _only(objects: list[DropObject]) -> DropObject:
-    assert len(objects) == 1
-    return objects[0]
 
 
 def _fingerprint(key_line: str) -> str:
