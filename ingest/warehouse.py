@@ -67,6 +67,8 @@ _DUCKDB_LOCK_WAIT_SECONDS = 60.0
 # A chunked load on DuckDB commits its staging tables every this many rows: DuckDB holds a
 # transaction's new rows in memory until it commits (see `Warehouse.load_return_chunks`).
 STAGING_COMMIT_ROWS = 300_000
+_STAGING_NAME = re.compile(r"staging_[0-9a-f]{16}_[a-z0-9_]+")
+_STAGING_IN_USE: set[str] = set()  # staging tables of this process's loads still running
 _LA_CODE = re.compile(r"[0-9]{3}")
 _SCHEMA_SUFFIX = re.compile(r"[a-z0-9_]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -870,11 +872,14 @@ class Warehouse:
     ) -> LoadResult:
         """The DuckDB way: chunks to staging tables, then one transaction moves them."""
         staging = self._staging_targets(load.dataset)
+        in_use = {table.name for table in staging.tables}
+        _STAGING_IN_USE.update(in_use)
         failure = ""
         try:
             with self._connect() as conn:
                 try:
                     with conn.begin():
+                        self._drop_abandoned_staging(conn)
                         staging.metadata.create_all(conn)
                     counts = self._write_chunks(conn, staging, load, chunks, in_transaction=False)
                     with conn.begin():
@@ -893,12 +898,27 @@ class Warehouse:
                         staging.metadata.drop_all(conn, checkfirst=True)
         except _DATABASE_ERRORS as exc:
             failure = _describe_database_error(exc)
+        finally:
+            _STAGING_IN_USE.difference_update(in_use)
         raise WarehouseLoadError(f"{what} failed and was rolled back: {failure}")
 
     def _final_targets(self, dataset: str) -> _ChunkTargets:
         layout = self._layout
         tables = (layout.quarantine[dataset], layout.history[dataset], layout.issues)
         return _ChunkTargets(layout.metadata, *tables)
+
+    def _drop_abandoned_staging(self, conn: sa.Connection) -> None:
+        """Drop the staging tables of a load that was killed before it could drop them.
+
+        Safe on DuckDB: while this connection is open no other process can have the file
+        open, and a load of this process marks its own tables as in use.
+        """
+        listed = sa.text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"
+        )
+        for (name,) in conn.execute(listed, {"schema": self.schema_name("ops")}).all():
+            if _STAGING_NAME.fullmatch(name) and name not in _STAGING_IN_USE:
+                conn.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema="ops")))
 
     def _staging_targets(self, dataset: str) -> _ChunkTargets:
         """Empty tables shaped like the return's targets, named for this load only."""

@@ -346,3 +346,33 @@ def test_a_failure_part_way_leaves_the_warehouse_as_it_was(tmp_path: Path) -> No
             )
     assert warehouse_contents(warehouse) == before  # no rows and no staging tables left
     warehouse.dispose()
+
+
+def test_staging_tables_of_a_killed_load_are_dropped_by_the_next(tmp_path: Path) -> None:
+    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse.create_schema()
+    load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
+    before = warehouse_contents(warehouse)
+    abandoned = "staging_0123456789abcdef_people_history"  # as a killed load leaves it
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"CREATE TABLE ops.{abandoned} AS SELECT * FROM history.people")  # noqa: S608 (a constant)
+        )
+        conn.execute(sa.text("CREATE TABLE ops.staging_notes (x INTEGER)"))  # not a load's
+
+    load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
+
+    with warehouse.engine.connect() as conn:
+        ops_tables = set(
+            conn.execute(
+                sa.text(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ops'"
+                )
+            ).scalars()
+        )
+    assert abandoned not in ops_tables
+    assert "staging_notes" in ops_tables
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE ops.staging_notes"))
+    assert warehouse_contents(warehouse) == before  # the same return again: nothing changes
+    warehouse.dispose()
