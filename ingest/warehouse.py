@@ -339,10 +339,10 @@ def _build_layout(*, with_indexes: bool) -> _Layout:
     def index(*columns: str) -> tuple[str, ...]:
         return columns if with_indexes else ()
 
-    clean = {
-        name: _data_table(metadata, "clean", name, cols, index_on=index("la_code"))
-        for name, cols in stored.items()
-    }
+    # `clean.<dataset>` is a view of the LA's current return in `history` (see
+    # `Warehouse._clean_view_ddl`): described here for queries, never created as a table.
+    views = sa.MetaData()
+    clean = {name: _data_table(views, "clean", name, cols) for name, cols in stored.items()}
     history = {
         name: _data_table(metadata, "history", name, cols, index_on=index("submission_id"))
         for name, cols in stored.items()
@@ -684,16 +684,16 @@ class Warehouse:
 
     def _schema_complete(self, conn: sa.Connection) -> bool:
         """Every table and view of the layout is there (one catalogue query, no DDL)."""
-        expected = {
-            (self.schema_name(t.schema or ""), t.name) for t in self._layout.metadata.sorted_tables
-        }
-        expected |= {(self.schema_name("analysis"), dataset) for dataset in DATASETS}
+        tables = self._layout.metadata.sorted_tables
+        expected = {(self.schema_name(t.schema or ""), t.name, "BASE TABLE") for t in tables}
+        for schema in ("clean", "analysis"):
+            expected |= {(self.schema_name(schema), dataset, "VIEW") for dataset in DATASETS}
         found = sa.text(
-            "SELECT table_schema, table_name FROM information_schema.tables "
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables "
             "WHERE table_schema IN :schemas"
         ).bindparams(sa.bindparam("schemas", expanding=True))
-        schemas = sorted({schema for schema, _ in expected})
-        present = {(schema, name) for schema, name in conn.execute(found, {"schemas": schemas})}
+        schemas = sorted({schema for schema, _, _ in expected})
+        present = {tuple(row) for row in conn.execute(found, {"schemas": schemas})}
         return expected <= present
 
     @contextmanager
@@ -717,8 +717,42 @@ class Warehouse:
         for schema in SCHEMAS:
             conn.execute(sa.schema.CreateSchema(self.schema_name(schema), if_not_exists=True))
         self._layout.metadata.create_all(conn, checkfirst=True)
+        self._drop_clean_tables(conn)
         for dataset in DATASETS:
+            conn.execute(sa.text(self._clean_view_ddl(conn, dataset)))
             conn.execute(sa.text(self._analysis_view_ddl(conn, dataset)))
+
+    def _drop_clean_tables(self, conn: sa.Connection) -> None:
+        """A warehouse made before `clean` became views kept copies of the current rows in
+        tables; the same rows are in `history`, so the tables go and the views take over."""
+        found = sa.text(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = :schema AND table_type = 'BASE TABLE'"
+        )
+        schema = self.schema_name("clean")
+        for (name,) in conn.execute(found, {"schema": schema}).all():
+            if name in DATASETS:
+                quoted = conn.dialect.identifier_preparer.format_table(
+                    sa.table(name, schema=schema)
+                )
+                conn.execute(sa.text(f"DROP TABLE {quoted} CASCADE"))
+
+    def _clean_view_ddl(self, conn: sa.Connection, dataset: str) -> str:
+        """Each LA's current return of `dataset`: its rows in `history`, found through
+        `ops.current_returns`. Replacing a return is then one row of `current_returns`."""
+        history = self._layout.history[dataset].alias("h")
+        current = self._layout.current_returns.alias("r")
+        query = sa.select(*history.c).select_from(
+            history.join(
+                current,
+                sa.and_(
+                    current.c.la_code == history.c.la_code,
+                    current.c.dataset == sa.literal(dataset),
+                    current.c.submission_id == history.c.submission_id,
+                ),
+            )
+        )
+        return self._view_ddl(conn, "clean", dataset, query)
 
     def _analysis_view_ddl(self, conn: sa.Connection, dataset: str) -> str:
         clean = self._layout.clean[dataset].alias("c")
@@ -729,18 +763,23 @@ class Warehouse:
             allocation.c.arm,
             *(column for column in clean.c if column.name != "la_code"),
         ).select_from(clean.outerjoin(allocation, allocation.c.la_code == clean.c.la_code))
-        analysis = sa.table(dataset, schema=self.schema_name("analysis"))
-        view = conn.dialect.identifier_preparer.format_table(analysis)
-        # Compiled here, not by `conn`, so the schema map is rendered into the text.
-        mapped: dict[str, Any] = (
-            {}
-            if self._schema_map is None
-            else {"schema_translate_map": self._schema_map, "render_schema_translate": True}
+        return self._view_ddl(conn, "analysis", dataset, query)
+
+    def _view_ddl(self, conn: sa.Connection, schema: str, name: str, query: sa.Select[Any]) -> str:
+        view = conn.dialect.identifier_preparer.format_table(
+            sa.table(name, schema=self.schema_name(schema))
         )
-        return f"CREATE OR REPLACE VIEW {view} AS {query.compile(dialect=conn.dialect, **mapped)}"
+        # Compiled here, not by `conn`, so the schema map and the literals are in the text.
+        options: dict[str, Any] = {"compile_kwargs": {"literal_binds": True}}
+        if self._schema_map is not None:
+            options |= {"schema_translate_map": self._schema_map, "render_schema_translate": True}
+        return f"CREATE OR REPLACE VIEW {view} AS {query.compile(dialect=conn.dialect, **options)}"
 
     def table(self, schema: str, name: str) -> sa.Table:
-        """One of the warehouse's tables, for queries (e.g. `table("clean", "people")`)."""
+        """One of the warehouse's tables or `clean` views, for queries (e.g.
+        `table("clean", "people")`)."""
+        if schema == "clean" and name in self._layout.clean:
+            return self._layout.clean[name]
         key = f"{schema}.{name}"
         if key not in self._layout.metadata.tables:
             raise KeyError(key)
@@ -1012,7 +1051,7 @@ class Warehouse:
         decided = _replace_load_flags(load, accepted=accepted, replace=wanted)
         skipped = self._skip_reason(conn, decided)
         if skipped is None:
-            self._replace_current_from_history(conn, decided)
+            self._mark_current(conn, decided)
         return LoadResult(
             la_code=load.la_code,
             dataset=load.dataset,
@@ -1025,18 +1064,6 @@ class Warehouse:
             rows_quarantined=counts.quarantined,
             issues_recorded=counts.issues + len(end.file_issues),
         )
-
-    def _replace_current_from_history(self, conn: sa.Connection, load: _ReturnLoad) -> None:
-        """The LA's current rows become this submission's rows in history."""
-        clean = self._layout.clean[load.dataset]
-        history = self._layout.history[load.dataset]
-        conn.execute(sa.delete(clean).where(clean.c.la_code == load.la_code))
-        names = [column.name for column in clean.columns]
-        rows = sa.select(*(history.c[name] for name in names)).where(
-            history.c.la_code == load.la_code, history.c.submission_id == load.submission_id
-        )
-        conn.execute(sa.insert(clean).from_select(names, rows))
-        self._mark_current(conn, load)
 
     def _conformed_rows(
         self, frame: pl.DataFrame, dataset: str, what: str, *, rules: bool = False
@@ -1064,7 +1091,7 @@ class Warehouse:
             if load.dataset == WITHDRAWALS:
                 self._record_withdrawals(conn, load, clean)
         if skipped is None:
-            self._replace_current(conn, load, clean)
+            self._mark_current(conn, load)
         return LoadResult(
             la_code=load.la_code,
             dataset=load.dataset,
@@ -1111,12 +1138,6 @@ class Warehouse:
             )
         )
         self._inserter.insert(conn, issues, load.issues)
-
-    def _replace_current(self, conn: sa.Connection, load: _ReturnLoad, rows: pl.DataFrame) -> None:
-        clean = self._layout.clean[load.dataset]
-        conn.execute(sa.delete(clean).where(clean.c.la_code == load.la_code))
-        self._inserter.insert(conn, clean, rows)
-        self._mark_current(conn, load)
 
     def _mark_current(self, conn: sa.Connection, load: _ReturnLoad) -> None:
         current = self._layout.current_returns
@@ -1166,7 +1187,7 @@ class Warehouse:
         for dataset, stored in self._layout.stored.items():
             if dataset == WITHDRAWALS:
                 continue
-            for tables in (self._layout.clean, self._layout.history, self._layout.quarantine):
+            for tables in (self._layout.history, self._layout.quarantine):
                 self._purge_withdrawn(conn, tables[dataset], stored, load.la_code)
 
     def _purge_withdrawn(

@@ -55,9 +55,10 @@ def render_dictionary() -> str:
         + "); a value that differs from the LA whose drop the file came from rejects the file.",
         f"The trial window is {TRIAL_START.isoformat()} to {TRIAL_END.isoformat()}.",
         "",
-        "Every warehouse table also has `la_code`, `submission_id`, `key_id` (the identifier of",
-        "the pseudonymisation key) and `row_number` (the row in the LA's file). The analysis views",
-        "`analysis.<dataset>` add the trial `arm` and `la_name` from the allocation.",
+        "Every warehouse table and view also has `la_code`, `submission_id`, `key_id` (the",
+        "identifier of the pseudonymisation key) and `row_number` (the row in the LA's file).",
+        "The analysis views `analysis.<dataset>` add the trial `arm` and `la_name` from the",
+        "allocation.",
     ]
     for dataset in DATASETS.values():
         lines += ["", *_dataset_section(dataset)]
@@ -71,7 +72,8 @@ def _dataset_section(dataset: Dataset) -> list[str]:
         dataset.description,
         "",
         f"Key (unique within one file): {', '.join(f'`{k}`' for k in dataset.key)}. "
-        f"Warehouse table: `clean.{dataset.name}`.",
+        f"Warehouse view: `clean.{dataset.name}` (each LA's current return; every accepted "
+        f"return in `history.{dataset.name}`).",
         "",
         "| field | aliases | type | required | rules | treatment | warehouse column |",
         "|---|---|---|---|---|---|---|",

@@ -536,13 +536,14 @@ def warehouse_snapshot(url: str) -> WarehouseSnapshot:
 
 
 def _rows_per_la(conn: sa.Connection) -> dict[str, dict[str, int]]:
-    """Rows per LA of every table with an `la_code` column (found through
+    """Rows per LA of every table (and `clean` view) with an `la_code` column (found through
     information_schema, which DuckDB and PostgreSQL both have)."""
     tables = conn.execute(
         sa.text(
             "SELECT c.table_schema, c.table_name FROM information_schema.columns c "
             "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "
-            "WHERE c.column_name = 'la_code' AND t.table_type = 'BASE TABLE' "
+            "WHERE c.column_name = 'la_code' "
+            "AND (t.table_type = 'BASE TABLE' OR c.table_schema = 'clean') "
             "AND c.table_schema IN :schemas"
         ).bindparams(sa.bindparam("schemas", expanding=True)),
         {"schemas": list(SCHEMAS)},

@@ -54,11 +54,13 @@ def _load(warehouse: Warehouse, dataset: str, content: str, serial: int) -> None
 
 
 def _plant_failures(engine: sa.Engine) -> None:
-    """An item score out of range, and a person's row twice (a duplicated key token)."""
+    """An item score out of range, and a person's row twice (a duplicated key token).
+
+    Planted in `history`, which holds the current returns that the `clean` views show."""
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE clean.score15 SET item_01 = 9 WHERE row_number = 2"))
+        conn.execute(sa.text("UPDATE history.score15 SET item_01 = 9 WHERE row_number = 2"))
         conn.execute(
-            sa.text("INSERT INTO clean.people SELECT * FROM clean.people WHERE row_number = 3")
+            sa.text("INSERT INTO history.people SELECT * FROM history.people WHERE row_number = 3")
         )
 
 

@@ -520,7 +520,7 @@ def test_postgresql_rotation_switches_over_in_place(pg_trial: Trial) -> None:
     assert [r["new_key_id"] for r in records] == [pg_trial.old_key.key_id, tokeniser.key_id]
     after.dispose()
     # The analysis views built in the rotating schemas read the new tables after the renames.
-    assert _view_sources(url) == {"analysis": {"clean", "trial"}}
+    assert _view_sources(url) == {"analysis": {"clean", "trial"}, "clean": {"history", "ops"}}
     viewed = {r[0] for r in _query(url, "SELECT person_token FROM analysis.people")}
     assert viewed == new_tokens
     for dataset in DATASETS:
@@ -584,7 +584,9 @@ def test_postgresql_rotation_keep_old_keeps_the_old_schemas_from_the_cli(
     assert not _column(url, "clean", "people", "person_token") & old_tokens
     assert _view_sources(url) == {
         "analysis": {"clean", "trial"},
+        "clean": {"history", "ops"},
         f"analysis__retired_{suffix}": {f"clean__retired_{suffix}", f"trial__retired_{suffix}"},
+        f"clean__retired_{suffix}": {f"history__retired_{suffix}", f"ops__retired_{suffix}"},
     }
 
 
@@ -668,6 +670,7 @@ def test_a_warehouse_with_a_schema_suffix_builds_only_under_its_own_schemas(
     assert suffixed.schema_name("clean") == "clean__other"
     suffixed.dispose()
     assert _view_sources(pg_trial.url)["analysis__other"] == {"clean__other", "trial__other"}
+    assert _view_sources(pg_trial.url)["clean__other"] == {"history__other", "ops__other"}
     after = _everything(pg_trial.url)
     assert set(after.pop("schemas")) - set(before.pop("schemas")) == {
         f"{s}__other" for s in ("clean", "history", "ops", "trial", "analysis")

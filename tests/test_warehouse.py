@@ -263,6 +263,28 @@ def test_a_missing_table_or_view_is_created_again(warehouse: Warehouse) -> None:
     assert "retention_log" in table_names(warehouse, "ops")
 
 
+def test_a_warehouse_with_clean_tables_gets_clean_views(warehouse: Warehouse) -> None:
+    """Before `clean` became views of `history`, it held copies of the current rows."""
+    load(warehouse, outcome("people", [person("p1")]), "a", T0)
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP VIEW analysis.people"))
+        conn.execute(sa.text("DROP VIEW clean.people"))
+        conn.execute(sa.text("CREATE TABLE clean.people AS SELECT * FROM history.people"))
+    url = warehouse.engine.url.render_as_string(hide_password=False)
+    again = Warehouse(url)
+    again.create_schema()
+    again.dispose()
+
+    kinds = catalog(
+        warehouse,
+        "SELECT table_schema || ':' || table_type FROM information_schema.tables "
+        "WHERE table_name = :table AND table_schema IN ('clean', 'analysis') ORDER BY 1",
+        table="people",
+    )
+    assert kinds == ["analysis:VIEW", "clean:VIEW"]
+    assert tokens(warehouse, "clean", "people") == ["p1"]
+
+
 def test_score15_carries_the_scores(warehouse: Warehouse) -> None:
     columns = set(column_names(warehouse, "clean", "score15"))
 
@@ -477,7 +499,7 @@ class FailingInserter(DuckDBArrowInserter):
         super().insert(conn, table, frame)
 
 
-@pytest.mark.parametrize("fail_on", ["ops.quarantine_people", "history.people", "clean.people"])
+@pytest.mark.parametrize("fail_on", ["ops.quarantine_people", "history.people", "ops.issues"])
 def test_failure_mid_load_leaves_the_warehouse_unchanged(duck: Warehouse, fail_on: str) -> None:
     good = duck
     load(good, outcome("people", [person("p1")], [{"person_token": "q1"}]), "a", T0)
