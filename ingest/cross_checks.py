@@ -37,33 +37,29 @@ def _has_rows(conn: sa.Connection, dataset: str, la_code: str) -> bool:
 def _reference_finding(
     conn: sa.Connection, la_code: str, ref: Reference
 ) -> CrossCheckFinding | None:
-    if not _has_rows(conn, ref.dataset, la_code):
-        return None
     condition = (
         f"d.la_code = :la AND d.{ref.column} IS NOT NULL AND NOT EXISTS ("
         f"SELECT 1 FROM clean.{ref.target} t "
         f"WHERE t.la_code = d.la_code AND t.{ref.target_column} = d.{ref.column})"
     )
-    rows, numbers = _count_and_rows(conn, ref.dataset, condition, la_code)
-    return CrossCheckFinding(
-        dataset=ref.dataset,
-        column=ref.field,
-        rule=ref.rule,
-        description=ref.describe(),
-        rows=rows,
-        row_numbers=numbers,
-        target_received=_has_rows(conn, ref.target, la_code),
-    )
+    return _finding(conn, la_code, ref, condition, target=ref.target)
 
 
 def _age_finding(conn: sa.Connection, la_code: str, check: MinimumAge) -> CrossCheckFinding | None:
-    if not _has_rows(conn, check.dataset, la_code):
-        return None
     condition = (
         f"d.la_code = :la AND EXISTS (SELECT 1 FROM clean.people p "
         f"WHERE p.la_code = d.la_code AND p.person_token = d.{check.column} "
         f"AND d.{check.on_field} < p.month_of_birth + INTERVAL '{check.years} years')"
     )
+    return _finding(conn, la_code, check, condition, target="people")
+
+
+def _finding(
+    conn: sa.Connection, la_code: str, check: Reference | MinimumAge, condition: str, target: str
+) -> CrossCheckFinding | None:
+    """The rows of `check.dataset` (`d`) meeting `condition`; None if the LA has none there."""
+    if not _has_rows(conn, check.dataset, la_code):
+        return None
     rows, numbers = _count_and_rows(conn, check.dataset, condition, la_code)
     return CrossCheckFinding(
         dataset=check.dataset,
@@ -72,7 +68,7 @@ def _age_finding(conn: sa.Connection, la_code: str, check: MinimumAge) -> CrossC
         description=check.describe(),
         rows=rows,
         row_numbers=numbers,
-        target_received=_has_rows(conn, "people", la_code),
+        target_received=_has_rows(conn, target, la_code),
     )
 
 
