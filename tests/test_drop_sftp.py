@@ -101,14 +101,28 @@ def _assert_no_name_in(error: BaseException) -> None:
     assert error.__context__ is None
 
 
-# --- the protocol ------------------------------------------------------------------------
+# --- the protocol: against asyncssh in process and OpenSSH's sshd ----------------------------
+
+
+@pytest.fixture(params=["asyncssh", "openssh"])
+def any_site(request: pytest.FixtureRequest) -> SftpSite | OpenSshSite:
+    """A fresh drop folder on either server: the protocol must work the same on both."""
+    name = "sftp_site" if request.param == "asyncssh" else "openssh_site"
+    site: SftpSite | OpenSshSite = request.getfixturevalue(name)
+    return site
+
+
+@pytest.fixture
+def any_drop(any_site: SftpSite | OpenSshSite, key: TrialKey) -> Iterator[SftpDrop]:
+    with open_sftp_drop(any_site.url, key) as opened:
+        yield opened
 
 
 def test_the_inbox_lists_regular_delivered_files_only(
-    sftp_site: SftpSite, drop: SftpDrop, key: TrialKey
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop, key: TrialKey
 ) -> None:
-    _file(sftp_site, "901/people.csv", b"a,b\n1,2\n", mtime=1_700_000_000)
-    _file(sftp_site, "901/services.xlsx", b"xlsx")
+    _file(any_site, "901/people.csv", b"a,b\n1,2\n", mtime=1_700_000_000)
+    _file(any_site, "901/services.xlsx", b"xlsx")
     for ignored in (
         "901/reports/report.txt",
         "901/archive/old.csv",
@@ -117,121 +131,129 @@ def test_the_inbox_lists_regular_delivered_files_only(
         "901/upload.csv.filepart",
         "902/other-la.csv",
     ):
-        _file(sftp_site, ignored, b"x")
-    (sftp_site.root / "901" / "link.csv").symlink_to(sftp_site.root / "902" / "other-la.csv")
+        _file(any_site, ignored, b"x")
+    (any_site.root / "901" / "link.csv").symlink_to(any_site.root / "902" / "other-la.csv")
 
-    listed = drop.list_inbox("901")
+    listed = any_drop.list_inbox("901")
 
     assert sorted(obj.name for obj in listed) == ["people.csv", "services.xlsx"]
     people = next(obj for obj in listed if obj.name == "people.csv")
     assert (people.la_code, people.size, people.version) == ("901", 8, "1700000000")
     assert people.fingerprint == compute_fingerprint(key, "901", "people.csv", 8, "1700000000")
-    assert drop.fingerprint(people) == people.fingerprint
+    assert any_drop.fingerprint(people) == people.fingerprint
 
 
-def test_la_codes_are_three_digit_folders(sftp_site: SftpSite, drop: SftpDrop) -> None:
+def test_la_codes_are_three_digit_folders(
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
+) -> None:
     for folder in ("901", "902/reports", "9010", "abc"):
-        (sftp_site.root / folder).mkdir(parents=True)
-    _file(sftp_site, "903", b"a file, not a folder")
+        (any_site.root / folder).mkdir(parents=True)
+    _file(any_site, "903", b"a file, not a folder")
 
-    assert drop.la_codes_present() == ["901", "902"]
-    assert drop.list_inbox("904") == []
+    assert any_drop.la_codes_present() == ["901", "902"]
+    assert any_drop.list_inbox("904") == []
 
 
-def test_reading_returns_the_listed_bytes(sftp_site: SftpSite, drop: SftpDrop) -> None:
+def test_reading_returns_the_listed_bytes(
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
+) -> None:
     content = secrets.token_bytes(300_000)  # several SFTP packets
-    _file(sftp_site, "901/big.bin", content)
+    _file(any_site, "901/big.bin", content)
 
-    assert drop.read(_only(drop.list_inbox("901"))) == content
+    assert any_drop.read(_only(any_drop.list_inbox("901"))) == content
 
 
-def test_a_new_mtime_is_a_new_object(sftp_site: SftpSite, drop: SftpDrop) -> None:
-    path = _file(sftp_site, "901/people.csv", b"first", mtime=1_700_000_000)
-    first = _only(drop.list_inbox("901"))
-    _file(sftp_site, "901/people.csv", b"other", mtime=1_700_000_060)
-    second = _only(drop.list_inbox("901"))
+def test_a_new_mtime_is_a_new_object(any_site: SftpSite | OpenSshSite, any_drop: SftpDrop) -> None:
+    path = _file(any_site, "901/people.csv", b"first", mtime=1_700_000_000)
+    first = _only(any_drop.list_inbox("901"))
+    _file(any_site, "901/people.csv", b"other", mtime=1_700_000_060)
+    second = _only(any_drop.list_inbox("901"))
 
     assert path.stat().st_size == first.size == second.size
     assert first.fingerprint != second.fingerprint
 
 
-def test_reading_a_replaced_file_refuses(sftp_site: SftpSite, drop: SftpDrop) -> None:
-    _file(sftp_site, f"901/{CANARY_NAME}", b"listed", mtime=1_700_000_000)
-    listed = _only(drop.list_inbox("901"))
-    _file(sftp_site, f"901/{CANARY_NAME}", b"replaced", mtime=1_700_000_060)
+def test_reading_a_replaced_file_refuses(
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
+) -> None:
+    _file(any_site, f"901/{CANARY_NAME}", b"listed", mtime=1_700_000_000)
+    listed = _only(any_drop.list_inbox("901"))
+    _file(any_site, f"901/{CANARY_NAME}", b"replaced", mtime=1_700_000_060)
 
     with pytest.raises(DropObjectChanged) as raised:
-        drop.read(listed)
+        any_drop.read(listed)
     assert listed.fingerprint in str(raised.value)
     _assert_no_name_in(raised.value)
 
 
 def test_reading_a_vanished_file_names_the_fingerprint_only(
-    sftp_site: SftpSite, drop: SftpDrop
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
 ) -> None:
-    path = _file(sftp_site, f"901/{CANARY_NAME}", b"x")
-    listed = _only(drop.list_inbox("901"))
+    path = _file(any_site, f"901/{CANARY_NAME}", b"x")
+    listed = _only(any_drop.list_inbox("901"))
     path.unlink()
 
     with pytest.raises(DropError) as raised:
-        drop.read(listed)
+        any_drop.read(listed)
     assert str(raised.value) == (
         f"cannot read file {listed.fingerprint} of LA 901: FileNotFoundError"
     )
     _assert_no_name_in(raised.value)
 
 
-def test_removing_deletes_the_listed_file_only(sftp_site: SftpSite, drop: SftpDrop) -> None:
-    _file(sftp_site, "901/people.csv", b"x")
-    _file(sftp_site, "901/services.csv", b"y")
-    people = next(obj for obj in drop.list_inbox("901") if obj.name == "people.csv")
+def test_removing_deletes_the_listed_file_only(
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
+) -> None:
+    _file(any_site, "901/people.csv", b"x")
+    _file(any_site, "901/services.csv", b"y")
+    people = next(obj for obj in any_drop.list_inbox("901") if obj.name == "people.csv")
 
-    drop.remove(people)
-    drop.remove(people)  # twice is harmless
+    any_drop.remove(people)
+    any_drop.remove(people)  # twice is harmless
 
-    assert sorted(path.name for path in (sftp_site.root / "901").iterdir()) == ["services.csv"]
+    assert sorted(path.name for path in (any_site.root / "901").iterdir()) == ["services.csv"]
 
 
 def test_removing_keeps_a_replacement_uploaded_after_listing(
-    sftp_site: SftpSite, drop: SftpDrop
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
 ) -> None:
-    _file(sftp_site, "901/people.csv", b"listed", mtime=1_700_000_000)
-    listed = _only(drop.list_inbox("901"))
-    path = _file(sftp_site, "901/people.csv", b"corrected", mtime=1_700_000_060)
+    _file(any_site, "901/people.csv", b"listed", mtime=1_700_000_000)
+    listed = _only(any_drop.list_inbox("901"))
+    path = _file(any_site, "901/people.csv", b"corrected", mtime=1_700_000_060)
 
-    drop.remove(listed)
+    any_drop.remove(listed)
 
     assert path.read_bytes() == b"corrected"
 
 
 def test_reports_are_written_whole_into_the_reports_folder(
-    sftp_site: SftpSite, drop: SftpDrop
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop
 ) -> None:
-    drop.write_report("905", "2025-01-31-report.txt", b"first")
-    drop.write_report("905", "2025-01-31-report.txt", b"second")
+    any_drop.write_report("905", "2025-01-31-report.txt", b"first")
+    any_drop.write_report("905", "2025-01-31-report.txt", b"second")
 
-    folder = sftp_site.root / "905" / "reports"
+    folder = any_site.root / "905" / "reports"
     assert [path.name for path in folder.iterdir()] == ["2025-01-31-report.txt"]
     assert (folder / "2025-01-31-report.txt").read_bytes() == b"second"
     assert stat.S_IMODE((folder / "2025-01-31-report.txt").stat().st_mode) == 0o640
-    assert drop.list_inbox("905") == []
+    assert any_drop.list_inbox("905") == []
 
 
 @pytest.mark.parametrize("name", ["../escape.txt", "a/b.txt", ".hidden"])
-def test_a_report_name_must_be_a_plain_file_name(drop: SftpDrop, name: str) -> None:
+def test_a_report_name_must_be_a_plain_file_name(any_drop: SftpDrop, name: str) -> None:
     with pytest.raises(ValueError):
-        drop.write_report("901", name, b"x")
+        any_drop.write_report("901", name, b"x")
 
 
 def test_no_file_name_reaches_the_logs_even_at_debug(
-    sftp_site: SftpSite, drop: SftpDrop, caplog: pytest.LogCaptureFixture
+    any_site: SftpSite | OpenSshSite, any_drop: SftpDrop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _file(sftp_site, f"901/{CANARY_NAME}", b"x")
+    _file(any_site, f"901/{CANARY_NAME}", b"x")
     caplog.set_level(logging.DEBUG)
 
-    obj = _only(drop.list_inbox("901"))
-    drop.read(obj)
-    drop.remove(obj)
+    obj = _only(any_drop.list_inbox("901"))
+    any_drop.read(obj)
+    any_drop.remove(obj)
 
     assert "Smith" not in caplog.text
 

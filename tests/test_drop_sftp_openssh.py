@@ -1,26 +1,21 @@
-"""The SFTP drop against OpenSSH's own sshd (Debian's openssh-server) on loopback.
+"""The SFTP drop's connection against OpenSSH's own sshd (Debian's openssh-server) on loopback.
 
-The asyncssh server in `tests/test_drop_sftp.py` covers the drop's every rule; these tests check
-that the same calls work against the server LAs will really use: listing, reading, removing,
-the report's posix-rename, and fail-closed host-key pinning. The end-to-end run over sshd is the
-`openssh` drop of `tests/test_e2e_matrix.py`.
+The drop's protocol tests (listing, reading, removing, reports) run against both asyncssh and
+sshd in `tests/test_drop_sftp.py`; these check host-key pinning and logins against the server
+LAs will really use, which fail closed. The end-to-end run over sshd is the `openssh` drop of
+`tests/test_e2e_matrix.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import secrets
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 from servers import OpenSshSite, generate_key_pair
-from test_drop_sftp import CANARY_NAME, _file, _only
 
-from ingest.drop import DropError, compute_fingerprint
 from ingest.drop_sftp import (
     HostKeyMismatch,
     HostKeyUnknown,
@@ -40,12 +35,6 @@ from pseudonymise.keys import TrialKey
 FAST = SftpTimeouts(connect=2, banner=2, auth=5, channel=5, request=10)
 
 
-@pytest.fixture
-def drop(openssh_site: OpenSshSite, key: TrialKey) -> Iterator[SftpDrop]:
-    with open_sftp_drop(openssh_site.url, key) as opened:
-        yield opened
-
-
 def _drop_with(url: str, key: TrialKey) -> SftpDrop:
     """One attempt only, configured from the environment: a retry would hide a failure."""
     target = parse_sftp_url(url)
@@ -61,94 +50,7 @@ def _fingerprint(key_line: str) -> str:
     return paramiko.PKey.from_type_string(key_type, base64.b64decode(encoded)).fingerprint
 
 
-def _no_canary_in(error: BaseException) -> None:
-    seen: BaseException | None = error
-    while seen is not None:
-        assert "Smith" not in str(seen)
-        seen = seen.__cause__ or seen.__context__
-
-
-# --- the protocol ------------------------------------------------------------------------
-
-
-def test_an_inbox_lists_the_delivered_files_of_that_la_only(
-    openssh_site: OpenSshSite, drop: SftpDrop, key: TrialKey
-) -> None:
-    _file(openssh_site, "901/people.csv", b"a,b\n1,2\n", mtime=1_700_000_000)
-    _file(openssh_site, "901/services.xlsx", b"xlsx")
-    for ignored in ("901/reports/report.txt", "901/.hidden.csv", "902/other-la.csv"):
-        _file(openssh_site, ignored, b"x")
-    (openssh_site.root / "901" / "link.csv").symlink_to(openssh_site.root / "902/other-la.csv")
-    (openssh_site.root / "notes").mkdir()
-
-    listed = drop.list_inbox("901")
-
-    assert drop.la_codes_present() == ["901", "902"]
-    assert sorted(obj.name for obj in listed) == ["people.csv", "services.xlsx"]
-    people = next(obj for obj in listed if obj.name == "people.csv")
-    assert (people.la_code, people.size, people.version) == ("901", 8, "1700000000")
-    assert people.fingerprint == compute_fingerprint(key, "901", "people.csv", 8, "1700000000")
-    assert drop.list_inbox("903") == []
-
-
-def test_reading_returns_the_listed_bytes(openssh_site: OpenSshSite, drop: SftpDrop) -> None:
-    content = secrets.token_bytes(300_000)  # several SFTP packets
-    _file(openssh_site, "901/big.bin", content)
-
-    assert drop.read(_only(drop.list_inbox("901"))) == content
-
-
-def test_reading_a_vanished_file_names_the_fingerprint_only(
-    openssh_site: OpenSshSite, drop: SftpDrop
-) -> None:
-    path = _file(openssh_site, f"901/{CANARY_NAME}", b"x")
-    listed = _only(drop.list_inbox("901"))
-    path.unlink()
-
-    with pytest.raises(DropError) as raised:
-        drop.read(listed)
-
-    assert (
-        str(raised.value) == f"cannot read file {listed.fingerprint} of LA 901: FileNotFoundError"
-    )
-    _no_canary_in(raised.value)
-
-
-def test_removing_deletes_the_listed_file_only(openssh_site: OpenSshSite, drop: SftpDrop) -> None:
-    _file(openssh_site, "901/people.csv", b"x")
-    _file(openssh_site, "901/services.csv", b"y")
-    people = next(obj for obj in drop.list_inbox("901") if obj.name == "people.csv")
-
-    drop.remove(people)
-    drop.remove(people)  # twice is harmless
-
-    assert [path.name for path in (openssh_site.root / "901").iterdir()] == ["services.csv"]
-
-
-def test_removing_keeps_a_replacement_uploaded_after_listing(
-    openssh_site: OpenSshSite, drop: SftpDrop
-) -> None:
-    _file(openssh_site, "901/people.csv", b"listed", mtime=1_700_000_000)
-    listed = _only(drop.list_inbox("901"))
-    path = _file(openssh_site, "901/people.csv", b"corrected", mtime=1_700_000_060)
-
-    drop.remove(listed)
-
-    assert path.read_bytes() == b"corrected"
-
-
-def test_a_report_replaces_the_last_one_whole(openssh_site: OpenSshSite, drop: SftpDrop) -> None:
-    drop.write_report("905", "2025-01-31-report.txt", b"first")
-    drop.write_report("905", "2025-01-31-report.txt", b"second")
-
-    folder = openssh_site.root / "905" / "reports"
-    assert [path.name for path in folder.iterdir()] == ["2025-01-31-report.txt"]
-    assert (folder / "2025-01-31-report.txt").read_bytes() == b"second"
-    assert stat.S_IMODE((folder / "2025-01-31-report.txt").stat().st_mode) == 0o640
-    assert drop.list_inbox("905") == []
-
-
-# --- host keys and login -----------------------------------------------------------------
+# --- host keys and logins ---------------------------------------------------------------
 
 
 def test_another_pinned_host_key_is_refused(
