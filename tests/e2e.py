@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import psycopg
+import pytest
 import sqlalchemy as sa
 import xlsxwriter  # type: ignore[import-untyped]
 
@@ -474,12 +475,19 @@ def postgres_available() -> bool:
         return False
 
 
+def require_postgres() -> None:
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+
+
 @contextlib.contextmanager
-def postgres_database(prefix: str = "trial_e2e") -> Iterator[str]:
-    """A fresh database on the local server (`postgresql+psycopg://…`), dropped afterwards."""
+def postgres_database(prefix: str = "trial_e2e", *, template: str | None = None) -> Iterator[str]:
+    """A fresh database on the local server (`postgresql+psycopg://…`), dropped afterwards:
+    empty, or a copy of the database named `template`."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copied = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copied}')
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from e2e import postgres_database, require_postgres
 
 from ingest.landing import LandingStore, submission_id_for
 from ingest.pipeline import Services, process_received, take_from_landing
@@ -309,19 +309,9 @@ def test_the_swap_refuses_while_another_process_holds_the_warehouse(tmp_path: Pa
 
 
 def test_rotation_builds_and_verifies_in_an_empty_postgresql_database(trial: Trial) -> None:
-    import uuid
-
-    import psycopg
-    from test_warehouse import PG_ADMIN, postgres_available
-
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"trial_rotation_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    target = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    require_postgres()
     tokeniser = Tokeniser(parse_key_text(new_key_text()))
-    try:
+    with postgres_database("trial_rotation_test") as target:
         result = rotate_key(trial.landing, trial.url, tokeniser, target_url=target)
 
         assert not result.swapped
@@ -335,9 +325,6 @@ def test_rotation_builds_and_verifies_in_an_empty_postgresql_database(trial: Tri
         rotated.dispose()
         with pytest.raises(RotationRefused, match="not empty"):
             rotate_key(trial.landing, trial.url, tokeniser, target_url=target)
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_verification_names_what_differs_by_la_and_dataset_only(
@@ -366,67 +353,33 @@ def test_verification_names_what_differs_by_la_and_dataset_only(
 # --- PostgreSQL: rebuilt under `__rotating` schemas and switched over in place ---------------
 
 
-def _pg_admin() -> str:
-    from test_warehouse import PG_ADMIN, postgres_available
-
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    return PG_ADMIN
-
-
-def _pg_url(name: str) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop_database(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def pg_template(built_trial: Trial, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The trial's warehouse in PostgreSQL under the old key: a template for each test's
     database. Built by a rotation to the same key into an empty database (`--target-url`)."""
-    import psycopg
-
-    admin = _pg_admin()
+    require_postgres()
     copy = tmp_path_factory.mktemp("pg_template")
     shutil.copytree(built_trial.landing.root.parent / "landing", copy / "landing")
     shutil.copytree(built_trial.landing.root.parent / "home", copy / "home")
     landing = LandingStore(copy / "landing", built_trial.landing_key)
-    name = f"trial_rotation_tmpl_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with postgres_database("trial_rotation_tmpl") as url:
         rotate_key(
             landing,
             duckdb_url(copy / "home" / "warehouse.duckdb"),
             Tokeniser(built_trial.old_key),
-            target_url=_pg_url(name),
+            target_url=url,
             clock=lambda: NOW_ROTATED - timedelta(days=1),
         )
-        yield name
-    finally:
-        _drop_database(admin, name)
+        yield str(sa.make_url(url).database)
 
 
 @pytest.fixture
 def pg_trial(built_trial: Trial, pg_template: str, tmp_path: Path) -> Iterator[Trial]:
     """A copy of the trial whose warehouse is a PostgreSQL database of its own."""
-    import psycopg
-
-    admin = _pg_admin()
     shutil.copytree(built_trial.landing.root.parent / "landing", tmp_path / "landing")
     landing = LandingStore(tmp_path / "landing", built_trial.landing_key)
-    name = f"trial_rotation_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    try:
-        yield replace(built_trial, landing=landing, url=_pg_url(name))
-    finally:
-        _drop_database(admin, name)
+    with postgres_database("trial_rotation_test", template=pg_template) as url:
+        yield replace(built_trial, landing=landing, url=url)
 
 
 def _query(url: str, statement: str) -> list[tuple[Any, ...]]:

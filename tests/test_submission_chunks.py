@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import psycopg
 import pytest
 import sqlalchemy as sa
+from e2e import postgres_database, require_postgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -236,22 +235,7 @@ def test_pieces_are_cut_between_records(lines: list[str], target: int) -> None:
 
 # --- loading chunk by chunk --------------------------------------------------------------
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RECEIVED = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-
-def postgres_database() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=2)
-    except psycopg.Error:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"trial_chunks_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -261,7 +245,8 @@ def two_warehouses(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[l
         if request.param == "duckdb":
             urls = [f"duckdb:///{tmp_path / f'w{i}.duckdb'}" for i in range(2)]
         else:
-            urls = [stack.enter_context(contextmanager(postgres_database)()) for _ in range(2)]
+            require_postgres()
+            urls = [stack.enter_context(postgres_database("trial_chunks_test")) for _ in range(2)]
         built = [Warehouse(url) for url in urls]
         for warehouse in built:
             warehouse.create_schema()

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import psycopg
 import pytest
 import sqlalchemy as sa
+from e2e import postgres_database, require_postgres
 
 from ingest.warehouse import (
     AllocationError,
@@ -41,7 +40,6 @@ from schemas.rules import CODE_LIST, NO_VALID_ROWS, Severity
 T0 = datetime(2025, 1, 10, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=30)
 T2 = T0 + timedelta(days=60)
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # --- building returns -----------------------------------------------------------------------
 
@@ -149,30 +147,17 @@ def snapshot(warehouse: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
 # --- warehouses -----------------------------------------------------------------------------
 
 
-def postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
 @pytest.fixture(scope="module")
 def postgres_warehouse() -> Iterator[Warehouse]:
     """A warehouse in a PostgreSQL database of its own, dropped after the module."""
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"trial_wh_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    built = Warehouse(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        built.create_schema()
-        yield built
-    finally:
-        built.dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    require_postgres()
+    with postgres_database("trial_wh_test") as url:
+        built = Warehouse(url)
+        try:
+            built.create_schema()
+            yield built
+        finally:
+            built.dispose()
 
 
 @pytest.fixture(scope="module")
