@@ -246,6 +246,11 @@ class _OneUserKeyOnly(asyncssh.SSHServer):
         return False
 
 
+async def _close_acceptor(acceptor: asyncssh.SSHAcceptor) -> None:
+    acceptor.close()
+    await acceptor.wait_closed()
+
+
 class SftpServer:
     """An asyncssh SFTP server on loopback, run on its own event loop in a daemon thread."""
 
@@ -286,8 +291,9 @@ class SftpServer:
         if self._acceptor is not None:
             acceptor = self._acceptor
             self._acceptor = None
-            acceptor.close()
-            self._run(acceptor.wait_closed())
+            # Closed on the loop's own thread: asyncio servers are not thread-safe, and closing
+            # one from here raced the loop now and then (TypeError in `Server._wakeup`).
+            self._run(_close_acceptor(acceptor))
         self._run(self._cancel_remaining_tasks())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
