@@ -6,20 +6,20 @@ binds the kind of identifier and, for LA-scoped kinds, the LA code, so a family 
 person ID, or the same local ID in two LAs, never give the same token; NHS numbers and UPNs
 are not LA-scoped so a child known to two trial LAs links.
 
-Speed: 1M mostly distinct 10-character IDs on this shared 2-core box, whole `tokenise` call
-including normalisation, best wall time of many runs (medians ran 1.5-2x slower under load):
+Speed, 1M distinct 10-character IDs on this 2-core box (CPU with SHA extensions):
 
-- Python, pre-keyed ``hmac`` object ``.copy()`` per distinct value: 2.2 s (0.46M/s);
-  hand-rolled ipad/opad ``hashlib`` midstate copies: ~1.0 s; ``hmac.digest`` one-shot: 2.6 s;
-- DuckDB in-engine ``sha256(opad || unhex(sha256(ipad || message)))`` over Arrow record
-  batches of 64k rows, so both cores hash: 0.60 s (1.66M/s) for clean IDs, 0.69 s
-  (1.45M/s) when every value needs trimming and upper-casing. DuckDB's SHA-256 costs ~0.3 us
-  a block and HMAC needs four, so this is close to its ceiling; running the Python loop
-  beside a one-thread DuckDB saved only ~10% CPU, not worth a second moving part.
+- Python, pre-keyed ``hmac`` object ``.copy()`` per value: ~3.0 s (0.33M/s); ``hmac.new``
+  per value ~3.6 s;
+- DuckDB in-engine ``sha256(opad || unhex(sha256(ipad || message)))`` on both cores (this
+  module's previous column path): ~1.7 s. DuckDB's SHA-256 is portable C, ~0.3 us a block,
+  and HMAC from scratch needs four blocks a value;
+- `hmacbatch` (``native/hmacbatch``, C over OpenSSL): ~0.16 s on one core. The SHA-256 states
+  after the ipad and opad blocks are computed once per column, so a short value costs two
+  compressions, and OpenSSL uses the CPU's SHA instructions. It reads the column's Arrow
+  buffers directly: no Python object per value.
 
-So columns of `ENGINE_MIN_ROWS` or more go through DuckDB, on a private locked-down connection
-(no file access, no spilling to disk, no extension loading), and smaller ones, and any column
-DuckDB fails on, through the Python ``hmac`` loop. Both paths are property-tested to equal
+So whole columns go through `hmacbatch`, and single values (and the reference path the tests
+pick with ``native=False``) through Python's ``hmac``. Both are property-tested to equal
 ``hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]`` byte for byte.
 """
 
@@ -27,29 +27,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
-import threading
 from enum import StrEnum
 
-import duckdb
 import polars as pl
+import pyarrow as pa
+from hmacbatch import hmac_sha256_hex
 
 from pseudonymise.identifiers import normalise_identifier, normalise_identifier_series
 from pseudonymise.keys import TrialKey
 
-logger = logging.getLogger(__name__)
-
 TOKEN_HEX_CHARS = 32  # 128 bits
-ENGINE_MIN_ROWS = 20_000
-_ENGINE_BATCH_ROWS = 65_536
-_SHA256_BLOCK = 64
+_OFFSET_BYTES = 8  # Arrow large-string offsets are int64
 _LA_CODE_RE = re.compile(r"[0-9]{3}")
-# HMAC(k, m) = SHA-256(outer_pad || SHA-256(inner_pad || m)); 32 hex chars = TOKEN_HEX_CHARS.
-_ENGINE_SQL = (
-    "SELECT left(sha256($outer || unhex(sha256($inner || encode(v)))), 32) AS token"
-    " FROM tokenise_input"
-)
 
 
 class IdentifierKind(StrEnum):
@@ -109,28 +99,6 @@ def token_message(kind: IdentifierKind | str, normalised_value: str, la_code: st
     return prefix + _utf8(normalised_value)
 
 
-def _hmac_pads(secret: bytes) -> tuple[bytes, bytes]:
-    """HMAC's inner and outer padded keys (RFC 2104), for hashing outside `hmac`."""
-    if len(secret) > _SHA256_BLOCK:
-        secret = hashlib.sha256(secret).digest()
-    block = secret.ljust(_SHA256_BLOCK, b"\0")
-    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
-
-
-def _mostly_repeated(column: pl.Series) -> bool:
-    """Fewer than half as many distinct values as values (estimated, which is cheap)."""
-    present = column.len() - column.null_count()
-    distinct = column.drop_nulls().to_frame("v").select(pl.col("v").approx_n_unique()).item()
-    return int(distinct) * 2 < present
-
-
-def _joined_back(column: pl.Series, distinct: pl.Series, tokens: pl.Series) -> pl.Series:
-    """The token of each value of `column`, from the tokens of its distinct values."""
-    mapping = pl.DataFrame({"v": distinct, "t": tokens}, schema={"v": pl.String, "t": pl.String})
-    joined = column.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
-    return joined.get_column("t")
-
-
 def _text_column(values: pl.Series) -> pl.Series:
     """The column as text; numbers are refused, since casting would have lost leading zeros."""
     if values.dtype == pl.Null or isinstance(values.dtype, pl.Categorical | pl.Enum):
@@ -140,21 +108,39 @@ def _text_column(values: pl.Series) -> pl.Series:
     return values
 
 
+def _arrow_text(column: pl.Series) -> tuple[pa.Buffer, pa.Buffer]:
+    """The column's Arrow large-string offsets (exactly n + 1 of them) and data buffers."""
+    array = column.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if array.type != pa.large_string():
+        array = array.cast(pa.large_string())
+    _validity, offsets, data = array.buffers()
+    assert offsets is not None and data is not None
+    return offsets.slice(array.offset * _OFFSET_BYTES, (len(array) + 1) * _OFFSET_BYTES), data
+
+
+def _fixed_width_strings(text: bytes, count: int, width: int) -> pl.Series:
+    """`count` strings of `width` ASCII characters each, read straight from `text`."""
+    offsets = pl.int_range(0, (count + 1) * width, width, dtype=pl.Int64, eager=True)
+    array = pa.Array.from_buffers(
+        pa.large_string(), count, [None, offsets.to_arrow().buffers()[1], pa.py_buffer(text)]
+    )
+    series = pl.Series(array)
+    assert isinstance(series, pl.Series)
+    return series
+
+
 class Tokeniser:
     """Turns identifier columns into tokens under one `TrialKey`.
 
     Holds key material, so its repr shows only the key identifier. Safe to share between
-    threads: the DuckDB connection is used under a lock. `engine_min_rows` is the number of
-    non-null values from which DuckDB is used (None: never); tests use it to pick a path.
+    threads. `native=False` makes whole columns go through Python's `hmac` too: the
+    reference the tests compare the native path with.
     """
 
-    def __init__(self, key: TrialKey, *, engine_min_rows: int | None = ENGINE_MIN_ROWS) -> None:
-        self._engine_min_rows = engine_min_rows
+    def __init__(self, key: TrialKey, *, native: bool = True) -> None:
+        self._native = native
         self._secret = key.secret
         self._key_id = key.key_id
-        self._inner_pad, self._outer_pad = _hmac_pads(key.secret)
-        self._lock = threading.Lock()
-        self._connection: duckdb.DuckDBPyConnection | None = None
 
     def __repr__(self) -> str:
         return f"Tokeniser(key_id={self._key_id!r})"
@@ -180,15 +166,13 @@ class Tokeniser:
         """Tokens for a whole column (String, same name and length); null or blank -> null."""
         prefix = _message_prefix(kind, la_code)
         column = normalise_identifier_series(_text_column(values))
-        tokens = None
-        threshold = self._engine_min_rows
-        if threshold is not None and column.len() - column.null_count() >= max(threshold, 1):
-            tokens = self._engine_tokens(column, prefix)
-        if tokens is None:
+        if self._native:
+            tokens = self._native_tokens(column, prefix)
+        else:
             tokens = self._python_tokens(column, prefix)
         return tokens.rename(values.name)
 
-    # --- Python path: exact by construction, used for small columns and as the fallback ---
+    # --- Python path: exact by construction; single values, and the tests' reference ---
 
     @staticmethod
     def _python_token(keyed: hmac.HMAC, normalised: str) -> str:
@@ -200,58 +184,19 @@ class Tokeniser:
         keyed = hmac.new(self._secret, prefix, hashlib.sha256)
         distinct = column.drop_nulls().unique()
         tokens = [self._python_token(keyed.copy(), v) for v in distinct.to_list()]
-        return _joined_back(column, distinct, pl.Series(tokens, dtype=pl.String))
+        mapping = pl.DataFrame(
+            {"v": distinct, "t": tokens}, schema={"v": pl.String, "t": pl.String}
+        )
+        joined = column.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
+        return joined.get_column("t")
 
-    # --- DuckDB path: the same HMAC composed from two SHA-256 calls, on both cores ---
+    # --- native path: `hmacbatch` hashes the Arrow buffers in C, GIL released ---
 
-    def _engine_tokens(self, column: pl.Series, prefix: bytes) -> pl.Series | None:
-        """Tokens computed in DuckDB, or None if the engine failed (the caller falls back).
-
-        A column that repeats its values a lot (a family ID on every member's row) is hashed
-        once per distinct value: hashing costs far more than finding the distinct values.
-        """
-        if not _mostly_repeated(column):
-            return self._engine_hash(column, prefix)
-        distinct = column.drop_nulls().unique()
-        tokens = self._engine_hash(distinct, prefix)
-        return None if tokens is None else _joined_back(column, distinct, tokens)
-
-    def _engine_hash(self, column: pl.Series, prefix: bytes) -> pl.Series | None:
-        frame = column.to_frame("v")
-        # One Arrow record batch per slice (zero-copy) lets DuckDB hash on every core.
-        batches = [
-            frame.slice(at, _ENGINE_BATCH_ROWS) for at in range(0, frame.height, _ENGINE_BATCH_ROWS)
-        ]
-        table = pl.concat(batches, rechunk=False).to_arrow()
-        params = {"outer": self._outer_pad, "inner": self._inner_pad + prefix}
-        failure: str | None = None
-        with self._lock:
-            connection = self._engine()
-            connection.register("tokenise_input", table)
-            try:
-                result: pl.DataFrame = connection.sql(_ENGINE_SQL, params=params).pl()
-            except duckdb.Error as exc:
-                failure = type(exc).__name__
-            finally:
-                connection.unregister("tokenise_input")
-        if failure is not None:
-            logger.warning("in-engine tokenising failed (%s); using the Python path", failure)
-            return None
-        return result.get_column("token")
-
-    def _engine(self) -> duckdb.DuckDBPyConnection:
-        """A private in-memory DuckDB that cannot touch files, spill raw values or load code."""
-        if self._connection is None:
-            connection = duckdb.connect(
-                config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-            )
-            for setting in (
-                "SET temp_directory = ''",
-                "SET preserve_insertion_order = true",
-                "SET enable_progress_bar = false",
-                "SET enable_external_access = false",
-                "SET lock_configuration = true",
-            ):
-                connection.execute(setting)
-            self._connection = connection
-        return self._connection
+    def _native_tokens(self, column: pl.Series, prefix: bytes) -> pl.Series:
+        """Every row hashed where it is (nulls too, then masked): no distinct/join pass."""
+        offsets, data = _arrow_text(column)
+        text = hmac_sha256_hex(self._secret, prefix, offsets, data, TOKEN_HEX_CHARS)
+        tokens = _fixed_width_strings(text, column.len(), TOKEN_HEX_CHARS)
+        if column.null_count():
+            tokens = pl.select(pl.when(column.is_not_null()).then(tokens)).to_series()
+        return tokens

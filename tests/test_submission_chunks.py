@@ -33,8 +33,8 @@ from schemas.outcome import SubmissionOutcome
 from schemas.reader import WholeFileNeeded, _cut_after
 from schemas.submission import check_submission
 
-# Tokenised in DuckDB from one value on, so the engine path is the one compared.
-TOKENISER = Tokeniser(TrialKey(b"chunk-tests-key-0123456789abcdef-xyz"), engine_min_rows=1)
+# The tokeniser as the service builds it (the native HMAC for every column).
+TOKENISER = Tokeniser(TrialKey(b"chunk-tests-key-0123456789abcdef-xyz"))
 LA = "123"
 TODAY = date(2026, 3, 1)
 NHS = "9434765919"
