@@ -114,7 +114,8 @@ def _arrow_text(column: pl.Series) -> tuple[pa.Buffer, pa.Buffer]:
     if array.type != pa.large_string():
         array = array.cast(pa.large_string())
     _validity, offsets, data = array.buffers()
-    assert offsets is not None and data is not None
+    if offsets is None or data is None:  # Arrow lets an array with no text leave them out
+        return pa.py_buffer(bytes(_OFFSET_BYTES * (len(array) + 1))), pa.py_buffer(b"")
     return offsets.slice(array.offset * _OFFSET_BYTES, (len(array) + 1) * _OFFSET_BYTES), data
 
 

@@ -181,9 +181,10 @@ def test_lone_surrogate_refused_without_echo() -> None:
 def test_column_types() -> None:
     with pytest.raises(TypeError, match="text"):
         PYTHON.tokenise(pl.Series("id", [123, 456]), IdentifierKind.PERSON, "201")
-    nulls = PYTHON.tokenise(pl.Series("id", [None, None]), IdentifierKind.PERSON, "201")
-    assert nulls.dtype == pl.String
-    assert nulls.to_list() == [None, None]
+    for tokeniser in (PYTHON, ENGINE):
+        nulls = tokeniser.tokenise(pl.Series("id", [None, None]), IdentifierKind.PERSON, "201")
+        assert nulls.dtype == pl.String
+        assert nulls.to_list() == [None, None]
     empty = ENGINE.tokenise(pl.Series("id", [], dtype=pl.String), IdentifierKind.PERSON, "201")
     assert empty.len() == 0
     assert empty.dtype == pl.String
