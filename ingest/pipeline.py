@@ -393,10 +393,12 @@ def _load_table_chunks(
         chunks=tally.counted(itertools.chain([first], chunks)),
         replace=decision,
     )
+    from ingest.warehouse import ChunkTotals
+
     table = tally.table()
     accepted = tally.file_ok and table.accepted
     if accepted and not decision.decided:  # no valid rows: the loader did not ask
-        decision(tally.totals())
+        decision(ChunkTotals(table.rows_received, table.clean_rows, table.rejected_rows, None))
     return table, _dataset_result(table, load, accepted, decision, file_issues, tally.columns)
 
 
@@ -471,12 +473,6 @@ class _TableTally:
             rejected_rows=end.rows_rejected,
         )
 
-    def totals(self) -> ChunkTotals:
-        from ingest.warehouse import ChunkTotals
-
-        table = self.table()
-        return ChunkTotals(table.rows_received, table.clean_rows, table.rejected_rows, None)
-
 
 def _without_clean_rows(chunk: TableChunk) -> TableChunk:
     end = chunk.end
@@ -520,13 +516,6 @@ def _error_rules(issues: list[FileIssue]) -> tuple[str, ...]:
 
 
 # --- the blocking checks --------------------------------------------------------------------
-
-
-def evaluate_checks(
-    table: TableOutcome, previous: PreviousReturn | None
-) -> tuple[CheckVerdict, ...]:
-    """The blocking checks of an accepted table against the LA's current return."""
-    return blocking_checks(table.clean.height, newest_service_date(table), previous)
 
 
 def blocking_checks(

@@ -11,8 +11,9 @@ from test_dagster_definitions import episodes_csv, people_csv
 
 from ingest.pipeline import (
     Check,
+    CheckVerdict,
     Received,
-    evaluate_checks,
+    blocking_checks,
     newest_service_date,
     rejected_by_rule,
 )
@@ -42,7 +43,12 @@ def previous(rows: int, newest: date | None = None) -> PreviousReturn:
 
 
 def verdicts(outcome: TableOutcome, earlier: PreviousReturn | None) -> dict[Check, bool]:
-    return {v.check: v.passed for v in evaluate_checks(outcome, earlier)}
+    return {v.check: v.passed for v in checks_of(outcome, earlier)}
+
+
+def checks_of(outcome: TableOutcome, earlier: PreviousReturn | None) -> tuple[CheckVerdict, ...]:
+    """The blocking checks of an accepted whole table, as `_load_dataset` asks for them."""
+    return blocking_checks(outcome.clean.height, newest_service_date(outcome), earlier)
 
 
 PEOPLE_6 = table(people_csv(6))
@@ -79,7 +85,7 @@ def test_a_dataset_without_service_dates_is_never_flagged_as_older() -> None:
 def test_the_check_descriptions_and_metadata_hold_counts_only() -> None:
     episodes = table(episodes_csv(3, newest=date(2025, 3, 1)))
 
-    results = evaluate_checks(episodes, previous(8, date(2025, 4, 1)))
+    results = checks_of(episodes, previous(8, date(2025, 4, 1)))
 
     assert [v.description for v in results] == [
         "3 valid rows",
