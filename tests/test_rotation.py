@@ -147,6 +147,13 @@ def _data(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return {f"{s}.{d}": _rows(url, s, d) for d in DATASETS for s in ("clean", "history")}
 
 
+def _another_run_lands(warehouse: Warehouse) -> None:
+    """What a run finishing during a rotation writes: one more audit row in `ops.submissions`."""
+    [row, *_] = warehouse.submissions()
+    warehouse.record_submission([replace(row, receipt_id="f" * 32)])
+    warehouse.dispose()
+
+
 def test_rotation_rekeys_every_row_keeps_links_counts_and_decisions(trial: Trial) -> None:
     old_tokens = _column(trial.url, "clean", "people", "person_token")
     old_counts, old_linked = _counts(trial.url), _linked(trial.url)
@@ -263,10 +270,7 @@ def test_a_file_processed_during_the_rebuild_stops_the_swap(
         new: Warehouse = args[2]
         new.create_schema()  # stands in for the rebuild: the swap's checks are under test
         result = rotation.RotationResult((), "k1-new", NOW_ROTATED, 0, (), 0)
-        old = trial.warehouse()
-        [row, *_] = old.submissions()
-        old.record_submission([replace(row, receipt_id="f" * 32)])  # another run's audit row
-        old.dispose()
+        _another_run_lands(trial.warehouse())
         return result
 
     monkeypatch.setattr(rotation, "rebuild", rebuild_while_a_run_lands)
@@ -571,10 +575,7 @@ def test_a_file_processed_during_the_postgresql_rebuild_stops_the_switch_over(
     def rebuild_while_a_run_lands(*args: Any, **kwargs: Any) -> rotation.RotationResult:
         result = real_rebuild(*args, **kwargs)
         assert _schemas(pg_trial.url) >= {"clean__rotating", "analysis__rotating"}
-        old = pg_trial.warehouse()
-        [row, *_] = old.submissions()
-        old.record_submission([replace(row, receipt_id="f" * 32)])  # another run's audit row
-        old.dispose()
+        _another_run_lands(pg_trial.warehouse())
         return result
 
     monkeypatch.setattr(rotation, "rebuild", rebuild_while_a_run_lands)

@@ -212,11 +212,16 @@ def column_names(warehouse: Warehouse, schema: str, table: str) -> list[str]:
     return catalog(warehouse, query, schema=schema, table=table)
 
 
-def test_schema_has_every_table_and_is_idempotent(warehouse: Warehouse) -> None:
-    url = warehouse.engine.url.render_as_string(hide_password=False)
-    again = Warehouse(url)  # a new object runs the DDL again, on the existing schema
+def create_schema_anew(warehouse: Warehouse) -> None:
+    """`create_schema` by a new `Warehouse` object, which looks at the existing database again
+    (an object remembers that it created its schema)."""
+    again = Warehouse(warehouse.engine.url.render_as_string(hide_password=False))
     again.create_schema()
     again.dispose()
+
+
+def test_schema_has_every_table_and_is_idempotent(warehouse: Warehouse) -> None:
+    create_schema_anew(warehouse)
     warehouse.create_schema()
 
     for schema, expected in {
@@ -239,10 +244,7 @@ def test_a_missing_table_or_view_is_created_again(warehouse: Warehouse) -> None:
     with warehouse.engine.begin() as conn:
         conn.execute(sa.text("DROP VIEW analysis.people"))
         conn.execute(sa.text("DROP TABLE ops.retention_log"))
-    url = warehouse.engine.url.render_as_string(hide_password=False)
-    again = Warehouse(url)
-    again.create_schema()
-    again.dispose()
+    create_schema_anew(warehouse)
 
     assert "people" in table_names(warehouse, "analysis")
     assert "retention_log" in table_names(warehouse, "ops")
@@ -255,10 +257,7 @@ def test_a_warehouse_with_clean_tables_gets_clean_views(warehouse: Warehouse) ->
         conn.execute(sa.text("DROP VIEW analysis.people"))
         conn.execute(sa.text("DROP VIEW clean.people"))
         conn.execute(sa.text("CREATE TABLE clean.people AS SELECT * FROM history.people"))
-    url = warehouse.engine.url.render_as_string(hide_password=False)
-    again = Warehouse(url)
-    again.create_schema()
-    again.dispose()
+    create_schema_anew(warehouse)
 
     kinds = catalog(
         warehouse,
