@@ -51,8 +51,9 @@ def service_case(args: argparse.Namespace) -> Result:
     from benchmarks.loading import load_submission, open_warehouse
     from pseudonymise.keys import TrialKey
     from pseudonymise.tokens import Tokeniser
-    from schemas.chunked import check_submission_chunks
+    from schemas.chunked import DEFAULT_WORKERS, check_submission_chunks
 
+    workers = args.workers or DEFAULT_WORKERS
     warehouse = open_warehouse(args.warehouse)
     import_seconds = time.perf_counter() - START
     began = time.perf_counter()
@@ -67,6 +68,7 @@ def service_case(args: argparse.Namespace) -> Result:
         chunk_rows=args.chunk_rows,
         min_bytes=0 if args.chunked else len(content) + 1,
         prefetch=args.prefetch,
+        workers=workers,
     )
     del content
     counts = load_submission(warehouse, submission, clock=clock, received_at=datetime.now(UTC))
@@ -79,6 +81,7 @@ def service_case(args: argparse.Namespace) -> Result:
         "chunked": args.chunked,
         "chunk_rows": args.chunk_rows,
         "prefetch": args.prefetch,
+        "workers": workers,
         "rows": counts.rows_received,
         "rows_loaded": counts.rows_loaded,
         "rows_rejected": counts.rows_rejected,
@@ -211,6 +214,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sqlite", default="")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--prefetch", type=int, default=1)
+    parser.add_argument("--workers", type=int, help="slices checked at once (service's default)")
     parser.add_argument("--whole", dest="chunked", action="store_false")
     parser.add_argument("--values", type=int, default=1_000_000)
     parser.add_argument("--profile-out", default="")

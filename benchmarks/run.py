@@ -183,7 +183,8 @@ def profile(path: Path, work: Path, *, chunk_rows: int) -> Measured:
     output = work / f"profile-{path.stem}.txt"
     argv = case("profile", "--input", str(path), "--warehouse", f"duckdb:///{database}")
     # No worker thread: pyinstrument samples one thread, so everything runs in that one.
-    argv += ["--chunk-rows", str(chunk_rows), "--prefetch", "0", "--profile-out", str(output)]
+    argv += ["--chunk-rows", str(chunk_rows), "--prefetch", "0", "--workers", "1"]
+    argv += ["--profile-out", str(output)]
     measured = run_child(f"profile {path.name}", argv)
     measured.result["profile_file"] = str(output)
     database.unlink(missing_ok=True)

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import csv
 import functools
+import glob
 import io
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -64,17 +67,18 @@ Status = Literal["accepted", "held", "rejected", "duplicate"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 _DUCKDB_LOCK_WAIT_SECONDS = 60.0
-# A chunked load on DuckDB commits its staging tables every this many rows: DuckDB holds a
-# transaction's new rows in memory until it commits (see `Warehouse.load_return_chunks`).
-STAGING_COMMIT_ROWS = 300_000
-_STAGING_NAME = re.compile(r"staging_[0-9a-f]{16}_[a-z0-9_]+")
-_STAGING_IN_USE: set[str] = set()  # staging tables of this process's loads still running
+# A chunked load on DuckDB spools its rows to Parquet files in a folder beside the database
+# file, named `<file>.loading-<random>` (see `Warehouse.load_return_chunks`).
+SPOOL_MARK = ".loading-"
+_SPOOLS_IN_USE: set[Path] = set()  # spool folders of this process's loads still running
+_CHUNK_TARGETS = ("quarantine", "history", "issues")
 _LA_CODE = re.compile(r"[0-9]{3}")
 _SCHEMA_SUFFIX = re.compile(r"[a-z0-9_]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATABASE_ERRORS = (sa.exc.SQLAlchemyError, duckdb.Error, psycopg.Error)
 
 T = TypeVar("T")
+_Withdrawn = tuple[list[str], list[str]]  # the LA's withdrawn person and family tokens
 
 
 class WarehouseError(RuntimeError):
@@ -562,11 +566,19 @@ def _create_engine(url: str) -> sa.Engine:
     if parsed.get_backend_name() != "duckdb":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.database in (None, "", ":memory:"):
-        return sa.create_engine(parsed, poolclass=StaticPool)
-    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # A DuckDB file has one writer process at a time: open it per transaction (no pool), so
-    # Dagster's run processes take turns instead of one holding the lock for its lifetime.
-    return sa.create_engine(parsed, poolclass=NullPool)
+        engine = sa.create_engine(parsed, poolclass=StaticPool)
+    else:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # A DuckDB file has one writer process at a time: open it per transaction (no pool),
+        # so Dagster's run processes take turns instead of one holding the lock for life.
+        engine = sa.create_engine(parsed, poolclass=NullPool)
+    sa.event.listen(engine, "connect", _without_progress_bar)
+    return engine
+
+
+def _without_progress_bar(dbapi_connection: Any, _record: Any) -> None:
+    """DuckDB would otherwise draw a progress bar on the terminal for a statement over 2 s."""
+    dbapi_connection.execute("SET enable_progress_bar = false")
 
 
 # --- allocation file ------------------------------------------------------------------------
@@ -822,8 +834,8 @@ class Warehouse:
             received_at=_to_stored_time(received_at),
             accepted=table.accepted and not table.clean.is_empty(),
             replace=replace,
-            clean=self._conformed_rows(table.clean, dataset, "clean rows"),
-            rejected=self._conformed_rows(table.rejected, dataset, "rejected rows", rules=True),
+            clean=_conformed_rows(table.clean, dataset, "clean rows"),
+            rejected=_conformed_rows(table.rejected, dataset, "rejected rows", rules=True),
             issues=_issue_rows(table, la_code, submission_id, dataset),
         )
         return self._run(
@@ -846,10 +858,12 @@ class Warehouse:
         """`load_return` for a table checked a slice at a time (`schemas.chunked`).
 
         Memory holds one chunk at a time, and the return still goes in all or nothing: on
-        PostgreSQL every chunk is written inside the one transaction; on DuckDB, which keeps a
-        transaction's new rows in the process's memory, the chunks are first written to
-        staging tables in short transactions of their own, and one transaction then moves
-        them into place and drops the staging tables. An exception from the chunks (say
+        PostgreSQL every chunk is `COPY`ed inside the one transaction. DuckDB keeps rows that
+        a transaction appends piece by piece in the process's memory, but streams a single
+        `INSERT ... SELECT` to its file as it goes; so the chunks are first spooled to Parquet
+        files (`_ParquetSpool`, beside the database file) and one transaction then inserts
+        each target's files with one statement. The rows are written to the database once,
+        and the spool is removed whatever happens. An exception from the chunks (say
         `WholeFileNeeded`) leaves nothing behind. Once the table's last chunk (`end`) is in,
         `replace` (or its answer for the totals, e.g. the blocking checks) decides, as in
         `load_return`, whether this submission's rows become the LA's current rows.
@@ -886,7 +900,7 @@ class Warehouse:
         )
         what = f"loading {dataset} for LA {la_code}"
         if self._dialect == "duckdb":
-            return self._load_staged(what, load, chunks, replace)
+            return self._load_spooled(what, load, chunks, replace)
         return self._run(
             what,
             lambda conn: self._load_chunks_in_transaction(conn, load, chunks, replace),
@@ -901,84 +915,65 @@ class Warehouse:
         replace: bool | Callable[[ChunkTotals], bool],
     ) -> LoadResult:
         self._clear_submission(conn, load)
-        targets = self._final_targets(load.dataset)
-        counts = self._write_chunks(conn, targets, load, chunks, in_transaction=True)
+        targets = dict(zip(_CHUNK_TARGETS, self._final_targets(load.dataset), strict=True))
+        withdrawn = self._withdrawn_tokens(conn, load.la_code)
+
+        def insert(target: str, frame: pl.DataFrame) -> None:
+            self._inserter.insert(conn, targets[target], frame)
+
+        counts = _write_chunks(insert, load, chunks, withdrawn)
         return self._finish_chunks(conn, load, counts, replace)
 
-    def _load_staged(
+    def _load_spooled(
         self,
         what: str,
         load: _ReturnLoad,
         chunks: Iterable[TableChunk],
         replace: bool | Callable[[ChunkTotals], bool],
     ) -> LoadResult:
-        """The DuckDB way: chunks to staging tables, then one transaction moves them."""
-        staging = self._staging_targets(load.dataset)
-        in_use = {table.name for table in staging.tables}
-        _STAGING_IN_USE.update(in_use)
+        """The DuckDB way: chunks to a Parquet spool, then one transaction inserts it."""
         failure = ""
         try:
-            with self._connect() as conn:
-                try:
-                    with conn.begin():
-                        self._drop_abandoned_staging(conn)
-                        staging.metadata.create_all(conn)
-                    counts = self._write_chunks(conn, staging, load, chunks, in_transaction=False)
-                    with conn.begin():
-                        self._clear_submission(conn, load)
-                        for staged, target in zip(
-                            staging.tables, self._final_targets(load.dataset).tables, strict=True
-                        ):
-                            _move_rows(conn, staged, target)
-                        result = self._finish_chunks(conn, load, counts, replace)
-                        staging.metadata.drop_all(conn)
-                    return result
-                finally:
-                    if conn.in_transaction():
-                        conn.rollback()
-                    with conn.begin():
-                        staging.metadata.drop_all(conn, checkfirst=True)
+            # The connection stays open throughout: DuckDB's file lock keeps other processes
+            # (and their clearing of abandoned spools) out until the spool is gone.
+            with self._connect() as conn, self._spool() as spool:
+                with conn.begin():
+                    withdrawn = self._withdrawn_tokens(conn, load.la_code)
+                counts = _write_chunks(spool.write, load, chunks, withdrawn)
+                with conn.begin():
+                    self._clear_submission(conn, load)
+                    for target, table in zip(
+                        _CHUNK_TARGETS, self._final_targets(load.dataset), strict=True
+                    ):
+                        spool.insert_into(conn, table, target)
+                    return self._finish_chunks(conn, load, counts, replace)
         except _DATABASE_ERRORS as exc:
             failure = _describe_database_error(exc)
-        finally:
-            _STAGING_IN_USE.difference_update(in_use)
         raise WarehouseLoadError(f"{what} failed and was rolled back: {failure}")
 
-    def _final_targets(self, dataset: str) -> _ChunkTargets:
+    def _final_targets(self, dataset: str) -> tuple[sa.Table, sa.Table, sa.Table]:
+        """Where a chunked load's rejected rows, clean rows and issues go (`_CHUNK_TARGETS`)."""
         layout = self._layout
-        tables = (layout.quarantine[dataset], layout.history[dataset], layout.issues)
-        return _ChunkTargets(layout.metadata, *tables)
+        return layout.quarantine[dataset], layout.history[dataset], layout.issues
 
-    def _drop_abandoned_staging(self, conn: sa.Connection) -> None:
-        """Drop the staging tables of a load that was killed before it could drop them.
-
-        Safe on DuckDB: while this connection is open no other process can have the file
-        open, and a load of this process marks its own tables as in use.
-        """
-        listed = sa.text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"
-        )
-        for (name,) in conn.execute(listed, {"schema": self.schema_name("ops")}).all():
-            if _STAGING_NAME.fullmatch(name) and name not in _STAGING_IN_USE:
-                conn.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema="ops")))
-
-    def _staging_targets(self, dataset: str) -> _ChunkTargets:
-        """Empty tables shaped like the return's targets, named for this load only."""
-        metadata = sa.MetaData()
-        stored = self._layout.stored[dataset]
-        stem = f"staging_{uuid.uuid4().hex[:16]}_{dataset}"
-        issues = sa.Table(
-            f"{stem}_issues",
-            metadata,
-            *(sa.Column(c.name, c.type) for c in self._layout.issues.columns),
-            schema="ops",
-        )
-        return _ChunkTargets(
-            metadata,
-            _data_table(metadata, "ops", f"{stem}_quarantine", stored, with_rules=True),
-            _data_table(metadata, "ops", f"{stem}_history", stored),
-            issues,
-        )
+    @contextmanager
+    def _spool(self) -> Iterator[_ParquetSpool]:
+        """A new spool folder beside the DuckDB file (the system's temporary folder for an
+        in-memory database), removed afterwards; first, any a killed load left there."""
+        database = self._engine.url.database
+        parent: Path | None = None
+        stem = "warehouse"
+        if database and database != ":memory:":
+            path = Path(database).expanduser().resolve()
+            parent, stem = path.parent, path.name
+            _remove_abandoned_spools(parent, stem)
+        folder = Path(tempfile.mkdtemp(prefix=stem + SPOOL_MARK, dir=parent))
+        _SPOOLS_IN_USE.add(folder)
+        try:
+            yield _ParquetSpool(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            _SPOOLS_IN_USE.discard(folder)
 
     def _clear_submission(self, conn: sa.Connection, load: _ReturnLoad) -> None:
         """Remove what an earlier load of this submission left (a re-run changes nothing)."""
@@ -986,50 +981,6 @@ class Warehouse:
         for target in (layout.quarantine[load.dataset], layout.history[load.dataset]):
             self._replace_by_submission(conn, target, load, pl.DataFrame())
         self._replace_issues(conn, _without_issues(load))
-
-    def _write_chunks(
-        self,
-        conn: sa.Connection,
-        targets: _ChunkTargets,
-        load: _ReturnLoad,
-        chunks: Iterable[TableChunk],
-        *,
-        in_transaction: bool,
-    ) -> _ChunkCounts:
-        """Every chunk's rows into `targets`; the counts, with the table's `end`.
-
-        Unless `in_transaction` (the caller's transaction takes everything), the rows are
-        committed every `STAGING_COMMIT_ROWS` rows or so.
-        """
-        persons, families = self._withdrawn_tokens(conn, load.la_code)
-        counts = _ChunkCounts()
-        uncommitted = 0  # rows staged since the last commit
-        for chunk in chunks:
-            if chunk.dataset != load.dataset:
-                raise WarehouseLoadError("a chunk of another dataset was given")
-            clean = self._conformed_rows(chunk.clean, load.dataset, "clean rows")
-            rejected = self._conformed_rows(
-                chunk.rejected, load.dataset, "rejected rows", rules=True
-            )
-            kept = _without_withdrawn(clean, persons, families)
-            quarantined = _without_withdrawn(rejected, persons, families)
-            issues = _conform(chunk.issues, dict(ISSUE_SCHEMA), f"{load.dataset} issues")
-            meta = (load.la_code, load.submission_id, load.key_id)
-            self._inserter.insert(conn, targets.quarantine, _with_meta(quarantined, *meta))
-            self._inserter.insert(conn, targets.history, _with_meta(kept, *meta))
-            self._inserter.insert(conn, targets.issues, _issue_table_rows(issues, load))
-            counts.add(chunk, clean, kept, quarantined, load.dataset)
-            counts.end = chunk.end or counts.end
-            uncommitted += chunk.clean.height + chunk.rejected.height
-            # Each commit costs a checkpoint; until one, DuckDB holds the rows in memory.
-            if not in_transaction and uncommitted >= STAGING_COMMIT_ROWS:
-                conn.commit()
-                uncommitted = 0
-        if not in_transaction:
-            conn.commit()
-        if counts.end is None:
-            raise WarehouseLoadError("the chunks ended before the table's last chunk")
-        return counts
 
     def _finish_chunks(
         self,
@@ -1067,15 +1018,6 @@ class Warehouse:
             rows_quarantined=counts.quarantined,
             issues_recorded=counts.issues + len(end.file_issues),
         )
-
-    def _conformed_rows(
-        self, frame: pl.DataFrame, dataset: str, what: str, *, rules: bool = False
-    ) -> pl.DataFrame:
-        expected: dict[str, pl.DataType] = {ROW_NUMBER: pl.Int64()}
-        expected.update(self._layout.stored[dataset])
-        if rules:
-            expected[RULES_COLUMN] = pl.String()
-        return _conform(frame, expected, f"{dataset} {what}")
 
     def _load(self, conn: sa.Connection, load: _ReturnLoad) -> LoadResult:
         persons, families = self._withdrawn_tokens(conn, load.la_code)
@@ -1160,7 +1102,7 @@ class Warehouse:
 
     # --- withdrawals ---
 
-    def _withdrawn_tokens(self, conn: sa.Connection, la_code: str) -> tuple[list[str], list[str]]:
+    def _withdrawn_tokens(self, conn: sa.Connection, la_code: str) -> _Withdrawn:
         withdrawn = self._layout.withdrawn
         rows = conn.execute(
             sa.select(withdrawn.c[PERSON_TOKEN], withdrawn.c[FAMILY_TOKEN]).where(
@@ -1539,25 +1481,91 @@ class _ChunkCounts:
                 self.newest_service_date = newest
 
 
-@dataclass(frozen=True)
-class _ChunkTargets:
-    """Where a chunked load writes rejected rows, clean rows and issues."""
+class _ParquetSpool:
+    """A chunked DuckDB load's rows, in Parquet files until one transaction inserts them.
 
-    metadata: sa.MetaData
-    quarantine: sa.Table
-    history: sa.Table
-    issues: sa.Table
+    One `INSERT ... SELECT` from the files writes full row groups to the database file as it
+    reads them (1M rows: about +250 MB; 5M: +450 MB), where appending the same rows chunk by
+    chunk in one transaction keeps them all in memory (docs/PERFORMANCE.md). The files hold
+    what the warehouse tables will hold, nothing more: pseudonymised, checked rows.
+    """
 
-    @property
-    def tables(self) -> tuple[sa.Table, sa.Table, sa.Table]:
-        return self.quarantine, self.history, self.issues
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[str, list[Path]] = {}
+        self._columns: dict[str, list[str]] = {}
+
+    def write(self, target: str, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        if self._columns.setdefault(target, frame.columns) != frame.columns:
+            raise WarehouseLoadError(f"the chunks for {target} do not have the same columns")
+        files = self._files.setdefault(target, [])
+        path = self.folder / f"{target}-{len(files):06d}.parquet"
+        frame.write_parquet(path, compression="uncompressed", statistics=False)
+        files.append(path)
+
+    def insert_into(self, conn: sa.Connection, table: sa.Table, target: str) -> None:
+        """Every file spooled for `target` into `table`, in one statement."""
+        files = self._files.get(target)
+        if not files:
+            return
+        preparer = conn.dialect.identifier_preparer
+        columns = ", ".join(preparer.quote(c) for c in self._columns[target])
+        _driver_connection(conn).execute(
+            f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
+            f"SELECT {columns} FROM read_parquet(?)",
+            [[str(f) for f in files]],
+        )
 
 
-def _move_rows(conn: sa.Connection, source: sa.Table, target: sa.Table) -> None:
-    """Copy every row of `source` into `target` (same column names) inside the database."""
-    names = [column.name for column in source.columns]
-    rows = sa.select(*(source.c[name] for name in names))
-    conn.execute(sa.insert(target).from_select(names, rows))
+def _remove_abandoned_spools(parent: Path, stem: str) -> None:
+    """Remove the spool folders of loads that were killed before they could remove them.
+
+    Safe on DuckDB: while this process has the file open no other process can, and this
+    process's own loads mark their folders as in use.
+    """
+    for folder in parent.glob(f"{glob.escape(stem)}{SPOOL_MARK}*"):
+        if folder.is_dir() and folder not in _SPOOLS_IN_USE:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_chunks(
+    write: Callable[[str, pl.DataFrame], None],
+    load: _ReturnLoad,
+    chunks: Iterable[TableChunk],
+    withdrawn: _Withdrawn,
+) -> _ChunkCounts:
+    """Every chunk's rows to `write` (by target, `_CHUNK_TARGETS`); the counts, with `end`."""
+    persons, families = withdrawn
+    counts = _ChunkCounts()
+    meta = (load.la_code, load.submission_id, load.key_id)
+    for chunk in chunks:
+        if chunk.dataset != load.dataset:
+            raise WarehouseLoadError("a chunk of another dataset was given")
+        clean = _conformed_rows(chunk.clean, load.dataset, "clean rows")
+        rejected = _conformed_rows(chunk.rejected, load.dataset, "rejected rows", rules=True)
+        kept = _without_withdrawn(clean, persons, families)
+        quarantined = _without_withdrawn(rejected, persons, families)
+        issues = _conform(chunk.issues, dict(ISSUE_SCHEMA), f"{load.dataset} issues")
+        write("quarantine", _with_meta(quarantined, *meta))
+        write("history", _with_meta(kept, *meta))
+        write("issues", _issue_table_rows(issues, load))
+        counts.add(chunk, clean, kept, quarantined, load.dataset)
+        counts.end = chunk.end or counts.end
+    if counts.end is None:
+        raise WarehouseLoadError("the chunks ended before the table's last chunk")
+    return counts
+
+
+def _conformed_rows(
+    frame: pl.DataFrame, dataset: str, what: str, *, rules: bool = False
+) -> pl.DataFrame:
+    expected: dict[str, pl.DataType] = {ROW_NUMBER: pl.Int64()}
+    expected.update(dataset_column_types(dataset))
+    if rules:
+        expected[RULES_COLUMN] = pl.String()
+    return _conform(frame, expected, f"{dataset} {what}")
 
 
 def _without_issues(load: _ReturnLoad) -> _ReturnLoad:

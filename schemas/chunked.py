@@ -10,6 +10,10 @@ them instead of tokenising the keys again.
     narrow pass   key + la_code cells -> key tokens for every row, repeated-key rows, LA check
     main pass     every slice: data rows -> parse -> pseudonymise -> validate -> split -> yield
 
+Slices are independent once the narrow pass is done, so `workers` threads check several at
+once (polars, pandera's polars backend and the HMAC run mostly outside the GIL); they are
+handed on in file order, and memory holds about `workers` + 1 slices.
+
 Anything `read_submission` has special rules for is checked whole by `check_submission`
 and handed on as one chunk per table: ZIP and XLSX files, text that is not UTF-8, a header
 not in the first records, and files smaller than `min_bytes`. A record wider than the CSV's
@@ -27,10 +31,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -71,6 +78,9 @@ from schemas.submission import (
 from schemas.treatment import pseudonymise_table, validated_column, validated_dtype
 
 DEFAULT_CHUNK_ROWS = 100_000
+# Slices checked at once: one per core of the 2-core machines the service was measured on
+# (docs/PERFORMANCE.md). Each one in flight adds a slice's working memory.
+DEFAULT_WORKERS = 2
 # Below this a file is checked whole: a second pass would cost more than the memory it saves.
 DEFAULT_MIN_BYTES = 16 * 2**20
 
@@ -140,17 +150,20 @@ def check_submission_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     min_bytes: int = DEFAULT_MIN_BYTES,
     prefetch: int = 1,
+    workers: int = DEFAULT_WORKERS,
 ) -> ChunkedSubmission:
     """`check_submission`, about `chunk_rows` rows at a time (see the module).
 
     With `prefetch` above 0 the chunks are made in a thread of their own, up to `prefetch`
     ahead of the consumer, so that checking the next chunk overlaps loading this one (both
-    mostly run outside the GIL, in polars and DuckDB).
+    mostly run outside the GIL, in polars and DuckDB). `workers` slices are checked at once.
     """
-    if chunk_rows < 1 or prefetch < 0:
-        raise ValueError("chunk_rows must be positive and prefetch not negative")
+    if chunk_rows < 1 or prefetch < 0 or workers < 1:
+        raise ValueError("chunk_rows and workers must be positive and prefetch not negative")
     data = content.read_bytes() if isinstance(content, Path) else content
-    context = _Context(la_code=la_code, tokeniser=tokeniser, today=today, chunk_rows=chunk_rows)
+    context = _Context(
+        la_code=la_code, tokeniser=tokeniser, today=today, chunk_rows=chunk_rows, workers=workers
+    )
     file_issues: list[FileIssue] = []
     chunks = _chunks(data, context, min_bytes, file_issues)
     if prefetch:
@@ -239,6 +252,7 @@ class _Context:
     tokeniser: Tokeniser
     today: date
     chunk_rows: int
+    workers: int = 1
 
 
 def _chunks(
@@ -320,11 +334,12 @@ class _SliceRows(CheckedRows):
 def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Iterator[_SliceRows]:
     dataset = layout.dataset
     repeated = duplicated_key_rows(keys.tokens, dataset)
-    for records in csv_slices(layout, chunk_rows=context.chunk_rows):
+
+    def check(records: pl.DataFrame) -> _SliceRows | None:
         raw = data_rows(layout, records)
         del records
         if raw.is_empty():
-            continue
+            return None
         rows = checked_rows(
             RawTable(dataset, "", raw),
             la_code=context.la_code,
@@ -333,7 +348,41 @@ def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Ite
             duplicated_rows=repeated,
             known_tokens=_known_tokens(keys.tokens, raw, dataset),
         )
-        yield _SliceRows(rows.clean, rows.rejected, rows.issues, rows_received=raw.height)
+        return _SliceRows(rows.clean, rows.rejected, rows.issues, rows_received=raw.height)
+
+    slices = csv_slices(layout, chunk_rows=context.chunk_rows)
+    for rows in in_order(check, slices, context.workers):
+        if rows is not None:
+            yield rows
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_order(work: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
+    """`work` on each item, in `workers` threads at once, the results in the items' order.
+
+    An item is taken only when a thread is free for it (so at most `workers` are held, plus
+    the result being handed on); an error from `work` or `items` is raised here, in order.
+    Closing the iterator early cancels what has not started and waits for what has.
+    """
+    if workers == 1:
+        yield from map(work, items)
+        return
+    running: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check-slice") as pool:
+        try:
+            for item in items:
+                running.append(pool.submit(work, item))
+                del item
+                if len(running) >= workers:
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
+        finally:
+            for future in running:
+                future.cancel()
 
 
 def _closing_chunk(dataset_name: str, source: str, end: TableEnd) -> TableChunk:
@@ -375,14 +424,21 @@ def _scan_keys(layout: CsvLayout, context: _Context) -> _KeyScan:
     key_fields = _key_fields(dataset)
     names = {*dataset.key, LA_CODE_COLUMN}
     positions = sorted({*layout.positions(names), *layout.blank_headed})
-    parts: list[pl.DataFrame] = []
-    scan = _KeyScan(tokens=pl.DataFrame())
-    for records in csv_slices(layout, chunk_rows=context.chunk_rows, positions=positions):
-        scan.blank_headed_with_data |= blank_headed_columns(layout, records)
+
+    def scan_slice(records: pl.DataFrame) -> tuple[set[int], bool, pl.DataFrame]:
+        blank_headed = blank_headed_columns(layout, records)
         raw = raw_columns(layout, records, names)
         del records
-        scan.la_code_differs = scan.la_code_differs or la_code_differs(raw, context.la_code)
-        parts.append(_key_tokens(RawTable(dataset, "", raw), key_fields, context))
+        differs = la_code_differs(raw, context.la_code)
+        return blank_headed, differs, _key_tokens(RawTable(dataset, "", raw), key_fields, context)
+
+    parts: list[pl.DataFrame] = []
+    scan = _KeyScan(tokens=pl.DataFrame())
+    slices = csv_slices(layout, chunk_rows=context.chunk_rows, positions=positions)
+    for blank_headed, differs, tokens in in_order(scan_slice, slices, context.workers):
+        scan.blank_headed_with_data |= blank_headed
+        scan.la_code_differs = scan.la_code_differs or differs
+        parts.append(tokens)
     scan.tokens = pl.concat(parts) if parts else _key_tokens_schema(dataset)
     return scan
 

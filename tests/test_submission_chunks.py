@@ -3,8 +3,10 @@ and loads into the warehouse exactly as `load_return` loads the whole outcome.""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
@@ -18,7 +20,7 @@ from e2e import postgres_database, require_postgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.warehouse import ChunkTotals, LoadResult, Warehouse
+from ingest.warehouse import SPOOL_MARK, ChunkTotals, LoadResult, Warehouse
 from pseudonymise.identifiers import nhs_check_digit, upn_check_letter
 from pseudonymise.keys import TrialKey
 from pseudonymise.tokens import Tokeniser
@@ -27,6 +29,7 @@ from schemas.chunked import (
     ChunkedSubmission,
     check_submission_chunks,
     collect_submission,
+    in_order,
     tables_of,
 )
 from schemas.outcome import SubmissionOutcome
@@ -102,7 +105,9 @@ def whole(content: bytes, la_code: str = LA) -> SubmissionOutcome:
     return check_submission(content, la_code=la_code, tokeniser=TOKENISER, today=TODAY)
 
 
-def chunked(content: bytes, chunk_rows: int, la_code: str = LA) -> ChunkedSubmission:
+def chunked(
+    content: bytes, chunk_rows: int, la_code: str = LA, *, workers: int = 2
+) -> ChunkedSubmission:
     return check_submission_chunks(
         content,
         la_code=la_code,
@@ -110,6 +115,7 @@ def chunked(content: bytes, chunk_rows: int, la_code: str = LA) -> ChunkedSubmis
         today=TODAY,
         chunk_rows=chunk_rows,
         min_bytes=0,
+        workers=workers,
     )
 
 
@@ -140,14 +146,62 @@ rows_strategy = st.lists(
     chunk_rows=st.integers(1, 7),
     blank_lines=st.sets(st.integers(0, 30), max_size=4),
     crlf=st.booleans(),
+    workers=st.integers(1, 3),
 )
 def test_chunks_put_together_equal_the_whole_file(
-    spec: list[tuple[int, int, bool]], chunk_rows: int, blank_lines: set[int], crlf: bool
+    spec: list[tuple[int, int, bool]],
+    chunk_rows: int,
+    blank_lines: set[int],
+    crlf: bool,
+    workers: int,
 ) -> None:
     # Person numbers repeat (small range), so keys are duplicated across chunks.
     rows = [person_row(i, brk, person=p) for i, (p, brk, _) in enumerate(spec)]
     content = to_csv(rows, blank_lines=frozenset(blank_lines), crlf=crlf)
-    assert_same(whole(content), collect_submission(chunked(content, chunk_rows)))
+    submission = chunked(content, chunk_rows, workers=workers)
+    assert_same(whole(content), collect_submission(submission))
+
+
+class Broken(Exception):
+    pass
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    items=st.lists(st.integers(0, 9), max_size=12),
+    workers=st.integers(1, 4),
+    broken_at=st.none() | st.integers(0, 11),
+)
+def test_work_in_threads_comes_back_in_order(
+    items: list[int], workers: int, broken_at: int | None
+) -> None:
+    taken: list[int] = []  # how many items had been taken when each result was handed on
+    started = 0
+
+    def source() -> Iterator[int]:
+        nonlocal started
+        for item in items:
+            started += 1
+            yield item
+
+    def work(position_and_item: tuple[int, int]) -> int:
+        position, item = position_and_item
+        time.sleep(item / 2000)  # later items often finish first
+        if position == broken_at:
+            raise Broken
+        return item * 10 + position
+
+    results: list[int] = []
+    expected = [item * 10 + i for i, item in enumerate(items)]
+    with contextlib.suppress(Broken):
+        for result in in_order(work, enumerate(source()), workers):
+            taken.append(started)
+            results.append(result)
+    if broken_at is not None and broken_at < len(items):
+        expected = expected[:broken_at]
+    assert results == expected
+    # Never more than `workers` items are held ahead of the one handed on.
+    assert all(count <= position + workers for position, count in enumerate(taken))
 
 
 def test_a_key_repeated_in_another_chunk_rejects_both_rows() -> None:
@@ -312,13 +366,19 @@ def test_loading_chunks_equals_loading_the_whole_outcome(
     assert warehouse_contents(by_chunks) == warehouse_contents(by_whole)
 
 
+def spool_folders(database: Path) -> list[Path]:
+    return sorted(database.parent.glob(database.name + SPOOL_MARK + "*"))
+
+
 def test_a_failure_part_way_leaves_the_warehouse_as_it_was(tmp_path: Path) -> None:
-    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    database = tmp_path / "w.duckdb"
+    warehouse = Warehouse(f"duckdb:///{database}")
     warehouse.create_schema()
     load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
     before = warehouse_contents(warehouse)
     rows = [person_row(i, 0) for i in range(1100)]
     ragged = to_csv(rows) + b"P9,F9,CHILD,,,,,,,,,,,,extra\n"
+    spooled: list[Path] = []
     with pytest.raises(WholeFileNeeded):
         for chunks in tables_of(chunked(ragged, 300)):
             warehouse.load_return_chunks(
@@ -327,37 +387,35 @@ def test_a_failure_part_way_leaves_the_warehouse_as_it_was(tmp_path: Path) -> No
                 submission_id="s2",
                 key_id=TOKENISER.key_id,
                 received_at=RECEIVED,
-                chunks=chunks,
+                chunks=_noting_spools(chunks, database, spooled),
             )
-    assert warehouse_contents(warehouse) == before  # no rows and no staging tables left
+    assert spooled  # chunks were spooled before the wider record was met...
+    assert warehouse_contents(warehouse) == before  # ...and no rows are left behind
+    assert spool_folders(database) == []  # nor any spool
     warehouse.dispose()
 
 
-def test_staging_tables_of_a_killed_load_are_dropped_by_the_next(tmp_path: Path) -> None:
-    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+def _noting_spools(chunks: Iterator[Any], database: Path, seen: list[Path]) -> Iterator[Any]:
+    for chunk in chunks:
+        seen.extend(p for f in spool_folders(database) for p in f.iterdir())
+        yield chunk
+
+
+def test_the_spool_of_a_killed_load_is_removed_by_the_next(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    warehouse = Warehouse(f"duckdb:///{database}")
     warehouse.create_schema()
     load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
     before = warehouse_contents(warehouse)
-    abandoned = "staging_0123456789abcdef_people_history"  # as a killed load leaves it
-    with warehouse.engine.begin() as conn:
-        conn.execute(
-            sa.text(f"CREATE TABLE ops.{abandoned} AS SELECT * FROM history.people")  # noqa: S608 (a constant)
-        )
-        conn.execute(sa.text("CREATE TABLE ops.staging_notes (x INTEGER)"))  # not a load's
+    abandoned = tmp_path / f"w.duckdb{SPOOL_MARK}k1ll3d"  # as a killed load leaves it
+    abandoned.mkdir()
+    (abandoned / "history-000000.parquet").write_bytes(b"PAR1")
+    unrelated = tmp_path / "w.duckdb.notes"  # not a load's
+    unrelated.mkdir()
 
     load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
 
-    with warehouse.engine.connect() as conn:
-        ops_tables = set(
-            conn.execute(
-                sa.text(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ops'"
-                )
-            ).scalars()
-        )
-    assert abandoned not in ops_tables
-    assert "staging_notes" in ops_tables
-    with warehouse.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE ops.staging_notes"))
+    assert spool_folders(database) == []
+    assert unrelated.is_dir()
     assert warehouse_contents(warehouse) == before  # the same return again: nothing changes
     warehouse.dispose()
