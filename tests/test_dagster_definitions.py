@@ -16,8 +16,12 @@ from dagster import (
     DagsterInstance,
     Definitions,
     EnvVar,
+    asset,
     evaluate_automation_conditions,
+    materialize,
 )
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.runs import SqliteRunStorage
 
 from ingest.assets.partitions import allocated_las
 from ingest.definitions import build_definitions
@@ -242,7 +246,8 @@ def test_the_instance_keeps_its_storage_home_and_no_telemetry_or_compute_logs(
         assert instance.root_directory == str(service.dagster_home)
         assert not instance.telemetry_enabled
         assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
-        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.run_storage).__name__ == "CachedEngineSqliteRunStorage"
+        assert type(instance.event_log_storage).__name__ == "CachedEngineSqliteEventLogStorage"
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
         assert queue.max_concurrent_runs == 1
@@ -278,3 +283,26 @@ def test_a_new_deployment_loads_the_allocation_once(service: TrialService) -> No
     assert first.get_requested_partitions(ALLOCATION_KEY) == {None}
     assert second.total_requested == 0  # requested already: not again while it runs
     assert AssetKey(["trial", "allocation"]) == ALLOCATION_KEY
+
+
+def test_dagsters_own_storage_classes_read_what_the_instance_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @asset
+    def counted() -> int:
+        return 1
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    home = prepare_dagster_home({"DAGSTER_HOME": str(tmp_path)})
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.event_log_storage).__name__ == "CachedEngineSqliteEventLogStorage"
+        result = materialize([counted], instance=instance)
+        assert result.success
+        written = instance.get_records_for_run(result.run_id).records
+
+    runs = SqliteRunStorage.from_local(str(home))
+    events = ConsolidatedSqliteEventLogStorage(str(home))
+    assert runs.get_run_ids() == [result.run_id]
+    read = events.get_records_for_run(result.run_id).records
+    assert [r.storage_id for r in read] == [r.storage_id for r in written]
+    assert events.get_latest_materialization_events([AssetKey("counted")])
