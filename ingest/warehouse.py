@@ -1512,11 +1512,18 @@ class _ParquetSpool:
             return
         preparer = conn.dialect.identifier_preparer
         columns = ", ".join(preparer.quote(c) for c in self._columns[target])
-        _driver_connection(conn).execute(
-            f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
-            f"SELECT {columns} FROM read_parquet(?)",
-            [[str(f) for f in files]],
-        )
+        raw = _driver_connection(conn)
+        # Rows in any order (a table has none): both cores then write row groups at once,
+        # about a third faster at 1M rows.
+        raw.execute("SET preserve_insertion_order = false")
+        try:
+            raw.execute(
+                f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
+                f"SELECT {columns} FROM read_parquet(?)",
+                [[str(f) for f in files]],
+            )
+        finally:
+            raw.execute("RESET preserve_insertion_order")
 
 
 def _remove_abandoned_spools(parent: Path, stem: str) -> None:
