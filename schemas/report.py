@@ -56,8 +56,13 @@ def outcome_status(outcome: SubmissionOutcome) -> str:
 
 
 def report_file_name(received_at: datetime, submission_id: str) -> str:
-    """`20261127T093000Z_<submission id>.txt`: sortable, and free of the LA's file name."""
-    return f"{received_at.strftime('%Y%m%dT%H%M%SZ')}_{submission_id}.txt"
+    """`20261127T093000.123456Z_<submission id>.txt`: sortable, and free of the LA's file name.
+
+    To the microsecond: a byte-identical copy dropped again gets the same submission id, and
+    its duplicate report must not replace the first file's report when both are received
+    within the same second (an LA's runs take turns, so they never share a microsecond).
+    """
+    return f"{received_at.strftime('%Y%m%dT%H%M%S.%fZ')}_{submission_id}.txt"
 
 
 def render_report(

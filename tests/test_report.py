@@ -101,8 +101,16 @@ def test_cross_field_rules_are_explained_in_words() -> None:
 
 
 def test_report_file_name_carries_no_file_name() -> None:
-    name = report_file_name(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "901-abc")
-    assert name == "20260102T030405Z_901-abc.txt"
+    name = report_file_name(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "901-abc")
+    assert name == "20260102T030405.000006Z_901-abc.txt"
+
+
+def test_a_copy_received_in_the_same_second_gets_a_report_of_its_own() -> None:
+    first = report_file_name(datetime(2026, 1, 2, 3, 4, 5, 100, tzinfo=UTC), "901-abc")
+    copy = report_file_name(datetime(2026, 1, 2, 3, 4, 5, 900, tzinfo=UTC), "901-abc")
+    later = report_file_name(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC), "901-abc")
+    assert first != copy
+    assert sorted([later, copy, first]) == [first, copy, later]  # names sort as received
 
 
 def test_cross_dataset_warnings_are_reported_with_counts_and_rows() -> None:
