@@ -23,6 +23,7 @@ dialect); the API takes and returns timezone-aware datetimes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import glob
@@ -1523,7 +1524,10 @@ class _ParquetSpool:
                 [[str(f) for f in files]],
             )
         finally:
-            raw.execute("RESET preserve_insertion_order")
+            # A failed insert leaves the transaction refusing statements, and its error is the
+            # one to report; the connection is then rolled back and, for a file, closed.
+            with contextlib.suppress(duckdb.Error):
+                raw.execute("RESET preserve_insertion_order")
 
 
 def _remove_abandoned_spools(parent: Path, stem: str) -> None:
