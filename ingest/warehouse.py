@@ -72,7 +72,6 @@ _DUCKDB_LOCK_WAIT_SECONDS = 60.0
 # file, named `<file>.loading-<random>` (see `Warehouse.load_return_chunks`).
 SPOOL_MARK = ".loading-"
 _SPOOLS_IN_USE: set[Path] = set()  # spool folders of this process's loads still running
-_CHUNK_TARGETS = ("quarantine", "history", "issues")
 _LA_CODE = re.compile(r"[0-9]{3}")
 _SCHEMA_SUFFIX = re.compile(r"[a-z0-9_]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -916,7 +915,7 @@ class Warehouse:
         replace: bool | Callable[[ChunkTotals], bool],
     ) -> LoadResult:
         self._clear_submission(conn, load)
-        targets = dict(zip(_CHUNK_TARGETS, self._final_targets(load.dataset), strict=True))
+        targets = self._final_targets(load.dataset)
         withdrawn = self._withdrawn_tokens(conn, load.la_code)
 
         def insert(target: str, frame: pl.DataFrame) -> None:
@@ -943,19 +942,21 @@ class Warehouse:
                 counts = _write_chunks(spool.write, load, chunks, withdrawn)
                 with conn.begin():
                     self._clear_submission(conn, load)
-                    for target, table in zip(
-                        _CHUNK_TARGETS, self._final_targets(load.dataset), strict=True
-                    ):
+                    for target, table in self._final_targets(load.dataset).items():
                         spool.insert_into(conn, table, target)
                     return self._finish_chunks(conn, load, counts, replace)
         except _DATABASE_ERRORS as exc:
             failure = _describe_database_error(exc)
         raise WarehouseLoadError(f"{what} failed and was rolled back: {failure}")
 
-    def _final_targets(self, dataset: str) -> tuple[sa.Table, sa.Table, sa.Table]:
-        """Where a chunked load's rejected rows, clean rows and issues go (`_CHUNK_TARGETS`)."""
+    def _final_targets(self, dataset: str) -> dict[str, sa.Table]:
+        """Where a chunked load's rejected rows, clean rows and issues go, by target name."""
         layout = self._layout
-        return layout.quarantine[dataset], layout.history[dataset], layout.issues
+        return {
+            "quarantine": layout.quarantine[dataset],
+            "history": layout.history[dataset],
+            "issues": layout.issues,
+        }
 
     @contextmanager
     def _spool(self) -> Iterator[_ParquetSpool]:
@@ -1547,7 +1548,7 @@ def _write_chunks(
     chunks: Iterable[TableChunk],
     withdrawn: _Withdrawn,
 ) -> _ChunkCounts:
-    """Every chunk's rows to `write` (by target, `_CHUNK_TARGETS`); the counts, with `end`."""
+    """Every chunk's rows to `write` (by `_final_targets` name); the counts, with `end`."""
     persons, families = withdrawn
     counts = _ChunkCounts()
     meta = (load.la_code, load.submission_id, load.key_id)

@@ -252,7 +252,7 @@ class _Context:
     tokeniser: Tokeniser
     today: date
     chunk_rows: int
-    workers: int = 1
+    workers: int
 
 
 def _chunks(
