@@ -36,7 +36,8 @@ _FUNCTIONS = (
     ("schemas.chunked", "checked_rows", "split"),
     ("schemas.submission", "checked_rows", "split"),
 )
-_GENERATORS = (("schemas.chunked", "csv_slices", "read"),)
+# (module, class, method name, stage)
+_METHODS = (("schemas.reader", "CsvSlice", "read", "read"),)
 
 
 class StageClock:
@@ -84,30 +85,12 @@ class StageClock:
 
         return timed  # type: ignore[return-value]
 
-    def wrap_generator(self, function: F, name: str) -> F:
-        @wraps(function)
-        def timed(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            with self.stage(name):
-                items = function(*args, **kwargs)
-            while True:
-                with self.stage(name):
-                    item = next(items, _DONE)
-                if item is _DONE:
-                    return
-                yield item
-
-        return timed  # type: ignore[return-value]
-
-
-_DONE = object()
-
 
 def instrument(clock: StageClock) -> None:
     """Wrap the processing path's stage functions where they are called."""
     for module_name, function_name, stage in _FUNCTIONS:
         module = importlib.import_module(module_name)
         setattr(module, function_name, clock.wrap(getattr(module, function_name), stage))
-    for module_name, function_name, stage in _GENERATORS:
-        module = importlib.import_module(module_name)
-        original = getattr(module, function_name)
-        setattr(module, function_name, clock.wrap_generator(original, stage))
+    for module_name, class_name, method_name, stage in _METHODS:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        setattr(cls, method_name, clock.wrap(getattr(cls, method_name), stage))

@@ -12,7 +12,9 @@ them instead of tokenising the keys again.
 
 Slices are independent once the narrow pass is done, so `workers` threads check several at
 once (polars, pandera's polars backend and the HMAC run mostly outside the GIL); they are
-handed on in file order, and memory holds about `workers` + 1 slices.
+handed on in file order, and memory holds about `workers` + 1 slices. Each thread also parses
+its own slice of the CSV (`CsvSlice.read`), in both passes: the file is cut once, at record
+boundaries, and a slice waits only for the one before it to be parsed to number its rows.
 
 Anything `read_submission` has special rules for is checked whole by `check_submission`
 and handed on as one chunk per table: ZIP and XLSX files, text that is not UTF-8, a header
@@ -56,9 +58,12 @@ from schemas.outcome import (
 from schemas.parse import parse_table
 from schemas.reader import (
     CsvLayout,
+    CsvPieces,
+    CsvSlice,
     blank_headed_columns,
     blank_headed_issues,
     csv_layout,
+    csv_pieces,
     csv_slices,
     data_rows,
     no_data_rows_issue,
@@ -287,11 +292,12 @@ def _csv_chunks(
     layout: CsvLayout, context: _Context, file_issues: list[FileIssue]
 ) -> Iterator[TableChunk]:
     dataset = layout.dataset
-    keys = _scan_keys(layout, context)
+    pieces = csv_pieces(layout, chunk_rows=context.chunk_rows)
+    keys = _scan_keys(layout, pieces, context)
     file_issues.extend(layout.issues)
     file_issues.extend(blank_headed_issues(keys.blank_headed_with_data))
     if keys.la_code_differs:
-        rows = _count_data_rows(layout, context.chunk_rows)
+        rows = _count_data_rows(layout, pieces)
         if rows == 0:
             file_issues.append(no_data_rows_issue(dataset))
             return
@@ -299,7 +305,7 @@ def _csv_chunks(
         yield _closing_chunk(dataset.name, "", end)
         return
     totals = _Totals()
-    for part in _checked_slices(layout, context, keys):
+    for part in _checked_slices(layout, pieces, context, keys):
         totals.add(part)
         yield TableChunk(
             dataset.name, "", part.rows_received, part.clean, part.rejected, part.issues
@@ -331,13 +337,14 @@ class _SliceRows(CheckedRows):
     rows_received: int = 0
 
 
-def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Iterator[_SliceRows]:
+def _checked_slices(
+    layout: CsvLayout, pieces: CsvPieces, context: _Context, keys: _KeyScan
+) -> Iterator[_SliceRows]:
     dataset = layout.dataset
     repeated = duplicated_key_rows(keys.tokens, dataset)
 
-    def check(records: pl.DataFrame) -> _SliceRows | None:
-        raw = data_rows(layout, records)
-        del records
+    def check(piece: CsvSlice) -> _SliceRows | None:
+        raw = data_rows(layout, piece.read())
         if raw.is_empty():
             return None
         rows = checked_rows(
@@ -350,8 +357,7 @@ def _checked_slices(layout: CsvLayout, context: _Context, keys: _KeyScan) -> Ite
         )
         return _SliceRows(rows.clean, rows.rejected, rows.issues, rows_received=raw.height)
 
-    slices = csv_slices(layout, chunk_rows=context.chunk_rows)
-    for rows in in_order(check, slices, context.workers):
+    for rows in in_order(check, csv_slices(layout, pieces), context.workers):
         if rows is not None:
             yield rows
 
@@ -398,10 +404,8 @@ def _closing_chunk(dataset_name: str, source: str, end: TableEnd) -> TableChunk:
     )
 
 
-def _count_data_rows(layout: CsvLayout, chunk_rows: int) -> int:
-    return sum(
-        data_rows(layout, records).height for records in csv_slices(layout, chunk_rows=chunk_rows)
-    )
+def _count_data_rows(layout: CsvLayout, pieces: CsvPieces) -> int:
+    return sum(data_rows(layout, piece.read()).height for piece in csv_slices(layout, pieces))
 
 
 # --- the narrow pass: keys, LA code, blank-headed columns -----------------------------------
@@ -418,14 +422,15 @@ def _key_fields(dataset: Dataset) -> tuple[Field, ...]:
     return tuple(dataset.field(name) for name in dataset.key)
 
 
-def _scan_keys(layout: CsvLayout, context: _Context) -> _KeyScan:
+def _scan_keys(layout: CsvLayout, pieces: CsvPieces, context: _Context) -> _KeyScan:
     """Every record's key as `check_submission` would validate it, and the whole-file facts."""
     dataset = layout.dataset
     key_fields = _key_fields(dataset)
     names = {*dataset.key, LA_CODE_COLUMN}
     positions = sorted({*layout.positions(names), *layout.blank_headed})
 
-    def scan_slice(records: pl.DataFrame) -> tuple[set[int], bool, pl.DataFrame]:
+    def scan_slice(piece: CsvSlice) -> tuple[set[int], bool, pl.DataFrame]:
+        records = piece.read()
         blank_headed = blank_headed_columns(layout, records)
         raw = raw_columns(layout, records, names)
         del records
@@ -434,7 +439,7 @@ def _scan_keys(layout: CsvLayout, context: _Context) -> _KeyScan:
 
     parts: list[pl.DataFrame] = []
     scan = _KeyScan(tokens=pl.DataFrame())
-    slices = csv_slices(layout, chunk_rows=context.chunk_rows, positions=positions)
+    slices = csv_slices(layout, pieces, positions=positions)
     for blank_headed, differs, tokens in in_order(scan_slice, slices, context.workers):
         scan.blank_headed_with_data |= blank_headed
         scan.la_code_differs = scan.la_code_differs or differs

@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import io
 import lzma
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -662,28 +663,104 @@ def _bytes_per_record(data: bytes) -> float:
     return min(len(data), _SAMPLE_BYTES) / lines
 
 
-def csv_slices(
-    layout: CsvLayout, *, chunk_rows: int, positions: list[int] | None = None
-) -> Iterator[pl.DataFrame]:
-    """The records after the header, about `chunk_rows` at a time: ROW_NUMBER and `c<position>`
-    for every position (None: all of them).
+CsvPieces = tuple[tuple[int, int], ...]
+"""(start, end) byte offsets of the pieces a CSV is cut into, in file order."""
 
-    The file is cut into pieces at line ends outside quotes (an even number of `"` before
-    them, which is how polars tells records apart) and next to no blank line, and each piece
-    is parsed on its own, so memory holds one piece. Reading every position is how a record
-    wider than the first is noticed (WholeFileNeeded).
+
+def csv_pieces(layout: CsvLayout, *, chunk_rows: int) -> CsvPieces:
+    """Where to cut the file into pieces of about `chunk_rows` records: (start, end) offsets.
+
+    Cuts fall at line ends outside quotes (an even number of `"` before them, which is how
+    polars tells records apart) and next to no blank line, so each piece parses on its own.
     """
-    schema: dict[str, pl.DataType] = {f"c{p}": pl.String() for p in range(layout.width)}
     target = max(int(chunk_rows * layout.bytes_per_record), 1)
-    before = 0  # records in the pieces already read
-    for piece in _pieces(layout.data, target):
-        records = _read_piece(piece, schema, positions)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < len(layout.data):
+        end = _cut_after(layout.data, start, start + target)
+        bounds.append((start, end))
+        start = end
+    return tuple(bounds)
+
+
+class _RecordsBefore:
+    """How many records the pieces before a piece hold: known once the piece before is read."""
+
+    def __init__(self, count: int | None = None) -> None:
+        self._known = threading.Event()
+        self._count = count
+        if count is not None:
+            self._known.set()
+
+    def give(self, count: int | None) -> None:
+        """The count, or None when the piece before could not be read."""
+        self._count = count
+        self._known.set()
+
+    def wait(self) -> int:
+        self._known.wait()
+        if self._count is None:
+            raise WholeFileNeeded("an earlier piece of the CSV could not be read")
+        return self._count
+
+
+class CsvSlice:
+    """One piece of a large CSV, parsed by `read` in whichever thread checks it.
+
+    Numbering the records needs the count of those in the pieces before, so `read` parses
+    first and then waits for the piece before to have been parsed (not checked): pieces read
+    in several threads, taken in file order, wait only for each other's parsing.
+    """
+
+    def __init__(
+        self,
+        piece: bytes,
+        layout: CsvLayout,
+        positions: list[int] | None,
+        before: _RecordsBefore,
+        after: _RecordsBefore,
+    ) -> None:
+        self._piece = piece
+        self._layout = layout
+        self._positions = positions
+        self._before = before
+        self._after = after
+
+    def read(self) -> pl.DataFrame:
+        """The records after the header: ROW_NUMBER and `c<position>` for the positions."""
+        schema: dict[str, pl.DataType] = {f"c{p}": pl.String() for p in range(self._layout.width)}
+        try:
+            records = _read_piece(self._piece, schema, self._positions)
+            before = self._before.wait()
+        except BaseException:
+            self._after.give(None)
+            raise
+        self._after.give(before + records.height)
+        del self._piece
         numbered = records.with_row_index(_RECORD, offset=before)
-        before += records.height
-        body = numbered.filter(pl.col(_RECORD) > layout.header_index)
-        yield body.select(
+        body = numbered.filter(pl.col(_RECORD) > self._layout.header_index)
+        return body.select(
             (pl.col(_RECORD).cast(pl.Int64) + 1).alias(ROW_NUMBER), pl.exclude(_RECORD)
         )
+
+
+def csv_slices(
+    layout: CsvLayout,
+    pieces: CsvPieces,
+    *,
+    positions: list[int] | None = None,
+) -> Iterator[CsvSlice]:
+    """The file's `csv_pieces`, each to be `read` once, in order or by threads taking them in
+    order: ROW_NUMBER and `c<position>` for every position (None: all of them).
+
+    Memory holds the pieces being read. Reading every position is how a record wider than the
+    first is noticed (WholeFileNeeded).
+    """
+    before = _RecordsBefore(0)
+    for start, end in pieces:
+        after = _RecordsBefore()
+        yield CsvSlice(layout.data[start:end], layout, positions, before, after)
+        before = after
 
 
 _RECORD = "_record"
@@ -706,14 +783,6 @@ def _read_piece(
     # Raised here, not in the `except` block, so that polars' message (which may quote the
     # file) is not attached as the context.
     raise WholeFileNeeded("the CSV cannot be read a slice at a time")
-
-
-def _pieces(data: bytes, target: int) -> Iterator[bytes]:
-    start = 0
-    while start < len(data):
-        end = _cut_after(data, start, start + target)
-        yield data[start:end]
-        start = end
 
 
 def _cut_after(data: bytes, start: int, wanted: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,7 +34,7 @@ from schemas.chunked import (
     tables_of,
 )
 from schemas.outcome import SubmissionOutcome
-from schemas.reader import WholeFileNeeded, _cut_after
+from schemas.reader import WholeFileNeeded, _cut_after, csv_layout, csv_pieces, csv_slices
 from schemas.submission import check_submission
 
 # The tokeniser as the service builds it (the native HMAC for every column).
@@ -285,6 +286,56 @@ def test_pieces_are_cut_between_records(lines: list[str], target: int) -> None:
     for piece in pieces[:-1]:
         assert piece.count(b'"') % 2 == 0
         assert piece.endswith(b"\n") and not piece.endswith((b"\n\n", b"\n\r\n"))
+
+
+def _read_in_threads(content: bytes, chunk_rows: int, order: list[int]) -> list[Any]:
+    """Each slice read in a thread of its own, the threads started in `order`: the frames, or
+    the error each read raised, by slice."""
+    layout = csv_layout(content)
+    assert layout is not None
+    slices = list(csv_slices(layout, csv_pieces(layout, chunk_rows=chunk_rows)))
+    results: list[Any] = [None] * len(slices)
+
+    def read(index: int) -> None:
+        try:
+            results[index] = slices[index].read()
+        except WholeFileNeeded as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in order if i < len(slices)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)  # no read waits for ever
+    return results
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.permutations(range(10)), chunk_rows=st.integers(20, 60))
+def test_slices_read_in_any_thread_order_are_numbered_as_in_file_order(
+    order: list[int], chunk_rows: int
+) -> None:
+    rows = [person_row(i, i % len(BREAKS)) for i in range(150)]
+    content = to_csv(rows, blank_lines=frozenset({5, 70}))
+    layout = csv_layout(content)
+    assert layout is not None
+    pieces = csv_pieces(layout, chunk_rows=chunk_rows)
+    in_file_order = pl.concat([piece.read() for piece in csv_slices(layout, pieces)])
+    read_by_threads = _read_in_threads(content, chunk_rows, order)
+    assert pl.concat(read_by_threads).equals(in_file_order)
+    assert in_file_order.get_column("row_number").to_list()[:3] == [2, 3, 4]
+
+
+def test_a_piece_that_cannot_be_read_fails_every_piece_after_it() -> None:
+    rows = [person_row(i, 0) for i in range(1100)]  # past the records sampled for the header
+    wider = b"P9,F9,CHILD,,,,,,,,,,,,extra\n"
+    more = to_csv([person_row(i, 0) for i in range(1100, 2200)]).split(b"\n", 1)[1]
+    results = _read_in_threads(to_csv(rows) + wider + more, 500, [4, 3, 2, 1, 0])
+    failed = [isinstance(result, WholeFileNeeded) for result in results]
+    first = failed.index(True)
+    assert 0 < first < len(results) - 1
+    assert failed == [False] * first + [True] * (len(results) - first)
 
 
 # --- loading chunk by chunk --------------------------------------------------------------
