@@ -45,7 +45,10 @@ import polars as pl
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql.compiler import DDLCompiler
 
 from schemas.chunked import TableChunk, TableEnd
 from schemas.codes import ARMS
@@ -178,6 +181,12 @@ def dataset_column_types(dataset: str) -> dict[str, pl.DataType]:
     return {name: dtype for name, dtype in types.items() if name != ROW_NUMBER}
 
 
+def token_columns(dataset: str) -> frozenset[str]:
+    """The dataset's stored token columns."""
+    fields = DATASETS[dataset].stored_fields
+    return frozenset(f.stored_name for f in fields if f.treatment is Treatment.TOKEN)
+
+
 def service_date_columns(dataset: str) -> list[str]:
     """The dataset's service-event dates (kept exactly); their maximum is a return's newest date."""
     return [
@@ -244,11 +253,15 @@ def _data_table(
     *,
     with_rules: bool = False,
     index_on: tuple[str, ...] = (),
+    uncompressed: frozenset[str] = frozenset(),
 ) -> sa.Table:
     clashes = set(stored) & {*META_COLUMNS, RULES_COLUMN}
     if clashes:
         raise ValueError(f"dataset columns clash with warehouse columns: {sorted(clashes)}")
-    columns = [sa.Column(c, _sql_type(t)) for c, t in stored.items()]
+    columns = [
+        sa.Column(c, _sql_type(t), info={_UNCOMPRESSED: True} if c in uncompressed else {})
+        for c, t in stored.items()
+    ]
     # BRIN: a load appends its submission's rows together, so block ranges find them for a
     # delete; a B-tree's per-row upkeep cost ~1.5 s of a 1M-row COPY (docs/PERFORMANCE.md).
     name_of_index = f"ix_{schema}_{name}_{'_'.join(index_on)}"
@@ -256,6 +269,29 @@ def _data_table(
     return sa.Table(
         name, metadata, *_meta_columns(with_rules=with_rules), *columns, *indexes, schema=schema
     )
+
+
+# A column's `info` key: DuckDB stores the column uncompressed (see `_duckdb_column`).
+_UNCOMPRESSED = "duckdb_uncompressed"
+
+
+@compiles(CreateColumn, "duckdb")
+def _duckdb_column(element: CreateColumn, compiler: DDLCompiler, **kw: Any) -> str | None:
+    """DuckDB's column definition, with `USING COMPRESSION uncompressed` where asked for.
+
+    Token columns are random hex: DuckDB's string compression (dictionary, then FSST) halves
+    them at best, and it was about 40% of inserting a million rows (docs/PERFORMANCE.md).
+    """
+    text: str | None = compiler.visit_create_column(element, **kw)  # type: ignore[no-untyped-call]
+    column: sa.Column[Any] = element.element
+    if text is None or not column.info.get(_UNCOMPRESSED):
+        return text
+    name_and_type = (
+        f"{compiler.preparer.format_column(column)} {compiler.type_compiler.process(column.type)}"
+    )
+    if not text.startswith(name_and_type):
+        raise RuntimeError(f"unexpected DuckDB column definition for {column.name}")
+    return f"{name_and_type} USING COMPRESSION uncompressed{text[len(name_and_type) :]}"
 
 
 def _ops_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
@@ -351,7 +387,14 @@ def _build_layout(*, with_indexes: bool) -> _Layout:
     views = sa.MetaData()
     clean = {name: _data_table(views, "clean", name, cols) for name, cols in stored.items()}
     history = {
-        name: _data_table(metadata, "history", name, cols, index_on=index("submission_id"))
+        name: _data_table(
+            metadata,
+            "history",
+            name,
+            cols,
+            index_on=index("submission_id"),
+            uncompressed=token_columns(name),
+        )
         for name, cols in stored.items()
     }
     quarantine = {
@@ -362,6 +405,7 @@ def _build_layout(*, with_indexes: bool) -> _Layout:
             cols,
             with_rules=True,
             index_on=index("submission_id"),
+            uncompressed=token_columns(name),
         )
         for name, cols in stored.items()
     }
@@ -940,7 +984,7 @@ class Warehouse:
                 with conn.begin():
                     withdrawn = self._withdrawn_tokens(conn, load.la_code)
                 counts = _write_chunks(spool.write, load, chunks, withdrawn)
-                with conn.begin():
+                with _spool_insert_settings(conn, spool.limit_memory), conn.begin():
                     self._clear_submission(conn, load)
                     for target, table in self._final_targets(load.dataset).items():
                         spool.insert_into(conn, table, target)
@@ -972,7 +1016,9 @@ class Warehouse:
         folder = Path(tempfile.mkdtemp(prefix=stem + SPOOL_MARK, dir=parent))
         _SPOOLS_IN_USE.add(folder)
         try:
-            yield _ParquetSpool(folder)
+            # An in-memory database cannot write what it inserts out to a file, so its memory
+            # is never limited.
+            yield _ParquetSpool(folder, limit_memory=parent is not None)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             _SPOOLS_IN_USE.discard(folder)
@@ -1492,8 +1538,9 @@ class _ParquetSpool:
     what the warehouse tables will hold, nothing more: pseudonymised, checked rows.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, limit_memory: bool) -> None:
         self.folder = folder
+        self.limit_memory = limit_memory  # see `_spool_insert_settings`
         self._files: dict[str, list[Path]] = {}
         self._columns: dict[str, list[str]] = {}
 
@@ -1514,21 +1561,62 @@ class _ParquetSpool:
             return
         preparer = conn.dialect.identifier_preparer
         columns = ", ".join(preparer.quote(c) for c in self._columns[target])
-        raw = _driver_connection(conn)
-        # Rows in any order (a table has none): both cores then write row groups at once,
-        # about a third faster at 1M rows.
-        raw.execute("SET preserve_insertion_order = false")
-        try:
-            raw.execute(
-                f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
-                f"SELECT {columns} FROM read_parquet(?)",
-                [[str(f) for f in files]],
-            )
-        finally:
-            # A failed insert leaves the transaction refusing statements, and its error is the
-            # one to report; the connection is then rolled back and, for a file, closed.
-            with contextlib.suppress(duckdb.Error):
-                raw.execute("RESET preserve_insertion_order")
+        _driver_connection(conn).execute(
+            f"INSERT INTO {_qualified_table(conn, table)} ({columns}) "  # noqa: S608 (quoted identifiers)
+            f"SELECT {columns} FROM read_parquet(?)",
+            [[str(f) for f in files]],
+        )
+
+
+# DuckDB's memory while a spool is inserted into a database file. Left at its default (80% of
+# the machine's memory), DuckDB keeps every block it writes: +460 MB at 1M rows, against
+# +180 MB with this limit, in the same time (docs/PERFORMANCE.md).
+_SPOOL_INSERT_MEMORY = "256MB"
+
+
+@contextmanager
+def _spool_insert_settings(conn: sa.Connection, limit_memory: bool) -> Iterator[None]:
+    """DuckDB settings for inserting a spool, reset once the transaction inside has ended,
+    committed or rolled back (a failed statement leaves the transaction refusing every other
+    until then). A setting the operator changed from DuckDB's default is left as it is."""
+    raw = _driver_connection(conn)
+    # Rows in any order (a table has none): both cores then write row groups at once, about a
+    # third faster at 1M rows.
+    wanted = {"preserve_insertion_order": "false"}
+    if limit_memory:
+        wanted["memory_limit"] = _SPOOL_INSERT_MEMORY
+    settings = {
+        name: value
+        for name, value in wanted.items()
+        if _duckdb_setting(raw, name) == _duckdb_default_setting(name)
+    }
+    try:
+        for name, value in settings.items():
+            # SET takes no parameters; names and values are this module's own.
+            raw.execute(f"SET {name} = '{value}'")
+        yield
+    except BaseException:
+        # The error being raised is the one to report, not a failure to reset after it.
+        with contextlib.suppress(duckdb.Error):
+            _reset_duckdb_settings(raw, settings)
+        raise
+    _reset_duckdb_settings(raw, settings)
+
+
+def _duckdb_setting(raw: Any, name: str) -> str:
+    row = raw.execute("SELECT current_setting(?)", [name]).fetchone()
+    return str(row[0])
+
+
+@functools.cache
+def _duckdb_default_setting(name: str) -> str:
+    with duckdb.connect() as fresh:
+        return _duckdb_setting(fresh, name)
+
+
+def _reset_duckdb_settings(raw: Any, settings: dict[str, str]) -> None:
+    for name in settings:
+        raw.execute(f"RESET {name}")
 
 
 def _remove_abandoned_spools(parent: Path, stem: str) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -21,7 +22,8 @@ from e2e import postgres_database, require_postgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.warehouse import SPOOL_MARK, ChunkTotals, LoadResult, Warehouse
+import ingest.warehouse
+from ingest.warehouse import SPOOL_MARK, ChunkTotals, LoadResult, Warehouse, WarehouseLoadError
 from pseudonymise.identifiers import nhs_check_digit, upn_check_letter
 from pseudonymise.keys import TrialKey
 from pseudonymise.tokens import Tokeniser
@@ -450,6 +452,71 @@ def _noting_spools(chunks: Iterator[Any], database: Path, seen: list[Path]) -> I
     for chunk in chunks:
         seen.extend(p for f in spool_folders(database) for p in f.iterdir())
         yield chunk
+
+
+SETTINGS = "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+
+
+def duckdb_settings(conn: sa.Connection) -> tuple[str, str]:
+    memory, order = conn.execute(sa.text(SETTINGS)).one()
+    return str(memory), str(order).lower()
+
+
+def test_the_spool_is_inserted_with_less_memory_and_the_settings_are_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse.create_schema()
+    during: list[tuple[str, str]] = []
+    insert_into = ingest.warehouse._ParquetSpool.insert_into
+
+    def noting_settings(spool: Any, conn: sa.Connection, table: sa.Table, target: str) -> None:
+        during.append(duckdb_settings(conn))
+        insert_into(spool, conn, table, target)
+
+    monkeypatch.setattr(ingest.warehouse._ParquetSpool, "insert_into", noting_settings)
+    rows = [person_row(i, 0) for i in range(30)]
+    with warehouse.held_open(), warehouse.engine.connect() as conn:  # one DuckDB instance
+        before = duckdb_settings(conn)
+        load_chunks(warehouse, chunked(to_csv(rows), 7), True, 30)
+        assert duckdb_settings(conn) == before
+        assert during and all(s == ("244.1 MiB", "false") for s in during)
+        assert before[1] == "true"
+
+        def failing(*args: Any) -> None:
+            raise duckdb.IOException("injected")
+
+        monkeypatch.setattr(Warehouse, "_finish_chunks", failing)
+        with pytest.raises(WarehouseLoadError):
+            load_chunks(warehouse, chunked(to_csv(rows), 7), True, 30)
+        assert duckdb_settings(conn) == before
+
+        monkeypatch.undo()
+        conn.execute(sa.text("SET memory_limit = '3GB'"))  # the operator's: left alone
+        operators = duckdb_settings(conn)
+        load_chunks(warehouse, chunked(to_csv(rows), 7), True, 30)
+        assert duckdb_settings(conn) == operators != before
+    warehouse.dispose()
+
+
+def test_an_in_memory_warehouse_spools_without_a_memory_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse = Warehouse("duckdb://")
+    warehouse.create_schema()
+    during: list[tuple[str, str]] = []
+    insert_into = ingest.warehouse._ParquetSpool.insert_into
+
+    def noting_settings(spool: Any, conn: sa.Connection, table: sa.Table, target: str) -> None:
+        during.append(duckdb_settings(conn))
+        insert_into(spool, conn, table, target)
+
+    monkeypatch.setattr(ingest.warehouse._ParquetSpool, "insert_into", noting_settings)
+    with warehouse.engine.connect() as conn:
+        before = duckdb_settings(conn)
+    load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
+    assert during and all(s == (before[0], "false") for s in during)
+    warehouse.dispose()
 
 
 def test_the_spool_of_a_killed_load_is_removed_by_the_next(tmp_path: Path) -> None:

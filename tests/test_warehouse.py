@@ -32,6 +32,7 @@ from ingest.warehouse import (
     dataset_column_types,
     duckdb_url,
     read_allocation,
+    token_columns,
 )
 from schemas.datasets import DATASETS
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, FileIssue, TableOutcome
@@ -238,6 +239,34 @@ def test_schema_has_every_table_and_is_idempotent(warehouse: Warehouse) -> None:
     assert "first_name" not in people_columns and "postcode" not in people_columns
     quarantine = column_names(warehouse, "ops", "quarantine_people")
     assert quarantine[:5] == ["la_code", "submission_id", "key_id", ROW_NUMBER, "rules"]
+
+
+def test_duckdb_stores_token_columns_uncompressed(tmp_path: Path) -> None:
+    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse.create_schema()
+    query = (
+        "SELECT lower(sql) FROM duckdb_tables() WHERE schema_name = :schema AND table_name = :table"
+    )
+    with warehouse.engine.connect() as conn:
+        history = conn.execute(
+            sa.text(query), {"schema": "history", "table": "people"}
+        ).scalar_one()
+        quarantine = conn.execute(
+            sa.text(query), {"schema": "ops", "table": "quarantine_people"}
+        ).scalar_one()
+    warehouse.dispose()
+    for ddl in (history, quarantine):
+        for column in ("person_token", "family_token", "nhs_number_token", "upn_token"):
+            assert f"{column} varchar using compression uncompressed" in ddl
+        assert ddl.count("using compression") == len(token_columns("people")) == 4
+
+
+def test_postgresql_token_columns_have_no_compression_clause() -> None:
+    from sqlalchemy.dialects import postgresql
+
+    layout_table = Warehouse("duckdb://").table("history", "people")
+    ddl = str(sa.schema.CreateTable(layout_table).compile(dialect=postgresql.dialect()))
+    assert "person_token VARCHAR," in ddl and "COMPRESSION" not in ddl.upper()
 
 
 def test_a_missing_table_or_view_is_created_again(warehouse: Warehouse) -> None:
