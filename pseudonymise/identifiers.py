@@ -251,9 +251,19 @@ def postcode_is_valid(value: str) -> bool:
     return postcode_outward(value) is not None
 
 
+def _postcode_outward_series(values: pl.Series) -> pl.Series:
+    """The inward code is always the last three characters of a valid compact postcode, so
+    the outward code is the rest: a match without capture groups, then a slice (capture
+    groups make the regex engine take a slower path, about twice the time)."""
+    normalised = normalise_identifier_series(values)
+    valid = normalised.str.contains(f"^{_POSTCODE_PATTERN}$")
+    outward = normalised.str.head(-3)
+    return outward.zip_with(valid.fill_null(False), outward.clear(n=outward.len()))
+
+
 def postcode_outward_expr(expr: pl.Expr) -> pl.Expr:
     """`postcode_outward` over a column: the outward code, or null when invalid or missing."""
-    return normalise_identifier_expr(expr).str.extract(f"^{_POSTCODE_PATTERN}$", 1)
+    return expr.map_batches(_postcode_outward_series, return_dtype=pl.String, is_elementwise=True)
 
 
 def postcode_valid_expr(expr: pl.Expr) -> pl.Expr:

@@ -17,11 +17,12 @@ its own slice of the CSV (`CsvSlice.read`), in both passes: the file is cut once
 boundaries, and a slice waits only for the one before it to be parsed to number its rows.
 
 Anything `read_submission` has special rules for is checked whole by `check_submission`
-and handed on as one chunk per table: ZIP and XLSX files, text that is not UTF-8, a header
-not in the first records, and files smaller than `min_bytes`. A record wider than the CSV's
-first record is only noticed by the main pass, after chunks may have been handed on: the
-iteration then raises `WholeFileNeeded`, and the caller discards what it was given (a loader
-rolls its transaction back) and checks the file whole with `check_submission`.
+and handed on as one chunk per table: ZIP and XLSX files, a header not in the first records,
+and files smaller than `min_bytes`. Text that is not UTF-8 (a Windows-1252 export, say) is
+noticed by the first slice that holds some, in the narrow pass, and a record wider than the
+CSV's first record only by the main pass, after chunks may have been handed on: the iteration
+then raises `WholeFileNeeded`, and the caller discards what it was given (a loader rolls its
+transaction back) and checks the file whole with `check_submission`.
 
 The consumer's protocol: chunks of one table come together, the table's last chunk carries
 `end` (its totals and table-level issues, and has no rows itself); `file_issues` is complete

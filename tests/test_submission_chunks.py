@@ -258,6 +258,16 @@ def test_a_wider_record_further_down_needs_the_whole_file() -> None:
     assert whole(content).file_issues[0].rule == rules.UNREADABLE_FILE
 
 
+def test_text_that_is_not_utf8_further_down_needs_the_whole_file() -> None:
+    rows = [person_row(i, 0) for i in range(1100)]  # past the records sampled for the header
+    rows.append(person_row(1100, 0) | {"first_name": "Zoë"})
+    content = to_csv(rows).decode().encode("cp1252")
+    with pytest.raises(WholeFileNeeded):
+        collect_submission(chunked(content, 500))
+    outcome = whole(content)
+    assert outcome.accepted and outcome.tables[0].rows_received == 1101
+
+
 def test_each_table_ends_with_its_totals() -> None:
     rows = [person_row(i, i % len(BREAKS)) for i in range(20)]
     chunks = list(chunked(to_csv(rows), 4))
@@ -288,6 +298,20 @@ def test_pieces_are_cut_between_records(lines: list[str], target: int) -> None:
     for piece in pieces[:-1]:
         assert piece.count(b'"') % 2 == 0
         assert piece.endswith(b"\n") and not piece.endswith((b"\n\n", b"\n\r\n"))
+
+
+@given(
+    lines=st.lists(st.sampled_from(["a,b", "", "\r", "c,d,e", "f"]), max_size=12),
+    start=st.integers(0, 20),
+    target=st.integers(1, 12),
+)
+def test_data_without_quotes_is_cut_the_same_without_counting_them(
+    lines: list[str], start: int, target: int
+) -> None:
+    data = "\n".join(lines).encode()
+    assert _cut_after(data, start, start + target, quoted=False) == _cut_after(
+        data, start, start + target
+    )
 
 
 def _read_in_threads(content: bytes, chunk_rows: int, order: list[int]) -> list[Any]:
