@@ -175,17 +175,36 @@ def _code(field: Field) -> _Parsed:
 
 
 def _codes(field: Field) -> _Parsed:
-    item = pl.element().str.strip_chars().str.to_uppercase()
+    """`;`-separated codes: each item stripped and upper-cased (and mapped), blank items
+    dropped, rejoined with `;`; null when no item is left."""
     if field.code_map:
-        item = item.replace(field.code_map)
-    joined = (
-        pl.col(field.name)
-        .str.split(";")
+        joined = _code_items_rejoined(pl.col(field.name), field.code_map)
+    else:
+        joined = _code_list_tidied(pl.col(field.name))
+    return _Parsed(pl.when(joined.str.len_bytes() > 0).then(joined))
+
+
+def _code_items_rejoined(text: pl.Expr, code_map: dict[str, str]) -> pl.Expr:
+    """The definition, item by item (lists are about 1.5 times slower than `_code_list_tidied`,
+    but each item must be looked up when codes are mapped)."""
+    item = pl.element().str.strip_chars().str.to_uppercase().replace(code_map)
+    return (
+        text.str.split(";")
         .list.eval(item)
         .list.eval(pl.element().filter(pl.element().str.len_bytes() > 0))
         .list.join(";")
     )
-    return _Parsed(pl.when(joined.str.len_bytes() > 0).then(joined))
+
+
+def _code_list_tidied(text: pl.Expr) -> pl.Expr:
+    """The same as `_code_items_rejoined` with no map, on the whole text: white space around
+    and runs of separators become one `;`, then separators and white space at either end go.
+    (`\\s` and `strip_chars` both mean Unicode White_Space.)"""
+    return (
+        text.str.to_uppercase()
+        .str.replace_all(r"\s*(?:;\s*)+", ";")
+        .str.replace_all(r"^[\s;]+|[\s;]+$", "")
+    )
 
 
 def _flag(field: Field) -> _Parsed:

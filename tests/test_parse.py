@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from schemas.contract import LA_CODE_COLUMN, Dataset, Treatment
 from schemas.datasets import DATASETS
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, RawTable
-from schemas.parse import DTYPES, parse_table, typed_schema
+from schemas.parse import (
+    DTYPES,
+    _code_items_rejoined,
+    _code_list_tidied,
+    parse_table,
+    typed_schema,
+)
 from schemas.rules import (
     DATE_AMBIGUOUS,
     DATE_FORMAT,
@@ -328,6 +334,18 @@ def test_code_lists_are_split_normalised_and_rejoined() -> None:
 
     assert values == ["MOB;HEAR", "NONE", None, None, "AUT;ZZZ"]
     assert issues == []
+
+
+CODE_LIST_TEXT = st.text(st.sampled_from("ab;Z9_ \t\n\u00a0\u2003\u3000\x1c\u00dfé;;"), max_size=12)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.none(), CODE_LIST_TEXT), max_size=20))
+def test_a_code_list_is_tidied_as_its_items_one_by_one_would_be(values: list[str | None]) -> None:
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    by_items = frame.select(_code_items_rejoined(pl.col("v"), {})).to_series()
+    tidied = frame.select(_code_list_tidied(pl.col("v"))).to_series()
+    assert tidied.to_list() == by_items.to_list()
 
 
 # --- the typed frame's contract ------------------------------------------------------------------
