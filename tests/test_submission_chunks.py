@@ -486,11 +486,8 @@ def duckdb_settings(conn: sa.Connection) -> tuple[str, str]:
     return str(memory), str(order).lower()
 
 
-def test_the_spool_is_inserted_with_less_memory_and_the_settings_are_restored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    warehouse.create_schema()
+def settings_during_inserts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Filled with DuckDB's settings as each spooled table is inserted."""
     during: list[tuple[str, str]] = []
     insert_into = ingest.warehouse._ParquetSpool.insert_into
 
@@ -499,6 +496,15 @@ def test_the_spool_is_inserted_with_less_memory_and_the_settings_are_restored(
         insert_into(spool, conn, table, target)
 
     monkeypatch.setattr(ingest.warehouse._ParquetSpool, "insert_into", noting_settings)
+    return during
+
+
+def test_the_spool_is_inserted_with_less_memory_and_the_settings_are_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse.create_schema()
+    during = settings_during_inserts(monkeypatch)
     rows = [person_row(i, 0) for i in range(30)]
     with warehouse.held_open(), warehouse.engine.connect() as conn:  # one DuckDB instance
         before = duckdb_settings(conn)
@@ -528,14 +534,7 @@ def test_an_in_memory_warehouse_spools_without_a_memory_limit(
 ) -> None:
     warehouse = Warehouse("duckdb://")
     warehouse.create_schema()
-    during: list[tuple[str, str]] = []
-    insert_into = ingest.warehouse._ParquetSpool.insert_into
-
-    def noting_settings(spool: Any, conn: sa.Connection, table: sa.Table, target: str) -> None:
-        during.append(duckdb_settings(conn))
-        insert_into(spool, conn, table, target)
-
-    monkeypatch.setattr(ingest.warehouse._ParquetSpool, "insert_into", noting_settings)
+    during = settings_during_inserts(monkeypatch)
     with warehouse.engine.connect() as conn:
         before = duckdb_settings(conn)
     load_chunks(warehouse, chunked(to_csv([person_row(i, 0) for i in range(30)]), 7), True, 30)
