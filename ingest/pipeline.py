@@ -31,8 +31,8 @@ from schemas.report import render_report, report_file_name
 from schemas.rules import Severity
 
 if TYPE_CHECKING:
-    from ingest.drop import Drop, DropObject
-    from ingest.landing import Landing
+    from ingest.storage.drop import Drop, DropObject
+    from ingest.storage.landing import Landing
     from ingest.warehouse import (
         ChunkTotals,
         LoadResult,
@@ -177,8 +177,8 @@ def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Receiv
     when the listed file is no longer there as listed: re-uploaded under its name (the new
     upload has a run of its own) or already taken by another run.
     """
-    from ingest.drop import DropObjectChanged
-    from ingest.landing import submission_id_for
+    from ingest.storage.drop import DropObjectChanged
+    from ingest.storage.landing import submission_id_for
 
     drop = services.drop
     if drop is None:

@@ -21,8 +21,8 @@ from dagster import ConfigurableResource, EnvVar
 from pseudonymise.keys import KeyConfigError, TrialKey, load_key
 
 if TYPE_CHECKING:
-    from ingest.drop import Drop
-    from ingest.landing import Landing
+    from ingest.storage.drop import Drop
+    from ingest.storage.landing import Landing
     from ingest.warehouse import Warehouse
 
 DROP_URL = "TRIAL_DROP_URL"
@@ -96,7 +96,7 @@ class DropResource(ConfigurableResource):  # type: ignore[type-arg]
     trial_keys: TrialKeysResource
 
     def open(self) -> Drop:
-        from ingest.drop import open_drop
+        from ingest.storage.drop import open_drop
 
         return open_drop(_required(self.url, DROP_URL, "the LA drop"), self.trial_keys.landing())
 
@@ -108,7 +108,7 @@ class LandingResource(ConfigurableResource):  # type: ignore[type-arg]
     trial_keys: TrialKeysResource
 
     def open(self) -> Landing:
-        from ingest.landing import open_landing
+        from ingest.storage.landing import open_landing
 
         url = _required(self.url, LANDING_URL, "the encrypted landing store of raw files")
         return open_landing(url, self.trial_keys.landing())

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ingest.landing import LandedFile, Landing
+from ingest.storage.landing import LandedFile, Landing
 from ingest.warehouse import Warehouse
 
 RETENTION_DAYS_VARIABLE = "TRIAL_RETENTION_DAYS"
@@ -61,8 +61,8 @@ def retention_days(env: Mapping[str, str] | None = None) -> int:
 
 def landing_from_env(env: Mapping[str, str]) -> Landing:
     """The landing store the service is configured with (TRIAL_LANDING_URL, landing key)."""
-    from ingest.landing import open_landing
     from ingest.resources import LANDING_URL, ConfigurationError
+    from ingest.storage.landing import open_landing
     from pseudonymise.keys import load_key
 
     url = env.get(LANDING_URL, "").strip()

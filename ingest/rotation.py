@@ -44,8 +44,8 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
-from ingest.landing import LandedFile, Landing
 from ingest.pipeline import Received, Services, process_received, take_from_landing
+from ingest.storage.landing import LandedFile, Landing
 from ingest.warehouse import (
     SCHEMAS,
     SubmissionRecord,

@@ -37,9 +37,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from ingest.assets.partitions import AllocatedLAs
-from ingest.drop import Drop, DropError, DropObject
 from ingest.jobs import ALLOCATION_KEY, DROP_OBJECT_TAG, LA_TAG, return_run_config
 from ingest.resources import ConfigurationError, DropResource
+from ingest.storage.drop import Drop, DropError, DropObject
 from pseudonymise.keys import KeyConfigError
 
 SENSOR_NAME = "la_drop_sensor"

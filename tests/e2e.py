@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 import xlsxwriter  # type: ignore[import-untyped]
 
-from ingest.landing import associated_data
+from ingest.storage.landing.base import associated_data
 from ingest.warehouse import SCHEMAS, Warehouse
 from pseudonymise.keys import parse_key_text
 from pseudonymise.landing_crypto import decrypt_blob

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from dagster import AssetCheckSeverity, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from test_dagster_definitions import TrialService, episodes_csv, people_csv, service
 
-from ingest.drop import open_drop
 from ingest.jobs import (
     DROP_OBJECT_TAG,
     LA_TAG,
@@ -22,6 +21,7 @@ from ingest.jobs import (
     return_run_config,
 )
 from ingest.runner import FileOutcome, RunnerError, environment, release_held
+from ingest.storage.drop import open_drop
 from pseudonymise.keys import load_key
 
 __all__ = ["service"]

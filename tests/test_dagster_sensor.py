@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dagster_definitions import TrialService, people_csv, service
 
-from ingest.drop import DropError, DropObject, open_drop
 from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB, return_run_config
 from ingest.sensors import SENSOR_NAME, read_cursor, scan_drop, write_cursor
+from ingest.storage.drop import DropError, DropObject, open_drop
 from pseudonymise.keys import load_key
 
 __all__ = ["service"]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.drop import (
+from ingest.storage.drop import (
     REPORTS_FOLDER,
     Drop,
     DropError,

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from servers import S3Bucket, free_port
 
-from ingest.drop import DropError, DropObject, DropObjectChanged, compute_fingerprint
-from ingest.drop_s3 import S3Drop, open_s3_drop, parse_s3_url
+from ingest.storage.drop import DropError, DropObject, DropObjectChanged, compute_fingerprint
+from ingest.storage.drop.s3 import S3Drop, open_s3_drop
+from ingest.storage.s3 import parse_s3_url
 from pseudonymise.keys import TrialKey
 
 # A file name an LA might choose, which must never appear in an error or a log.

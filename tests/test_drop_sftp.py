@@ -26,19 +26,17 @@ from servers import (
     write_private_key,
 )
 
-from ingest.drop import DropError, DropObject, DropObjectChanged, compute_fingerprint
-from ingest.drop_sftp import (
+from ingest.storage.drop import DropError, DropObject, DropObjectChanged, compute_fingerprint
+from ingest.storage.drop.sftp import RetryPolicy, SftpDrop, open_sftp_drop
+from ingest.storage.drop.sftp_connection import (
     HostKeyMismatch,
     HostKeyUnknown,
-    RetryPolicy,
     SftpAuthError,
     SftpConfigError,
     SftpConnector,
-    SftpDrop,
     SftpTimeouts,
     SftpUnavailable,
     load_user_key,
-    open_sftp_drop,
     parse_sftp_url,
     pinned_host_keys,
 )

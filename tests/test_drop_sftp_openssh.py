@@ -16,17 +16,15 @@ import paramiko
 import pytest
 from servers import OpenSshSite, generate_key_pair
 
-from ingest.drop_sftp import (
+from ingest.storage.drop.sftp import RetryPolicy, SftpDrop, open_sftp_drop
+from ingest.storage.drop.sftp_connection import (
     HostKeyMismatch,
     HostKeyUnknown,
-    RetryPolicy,
     SftpAuthError,
     SftpConfigError,
     SftpConnector,
-    SftpDrop,
     SftpTimeouts,
     load_user_key,
-    open_sftp_drop,
     parse_sftp_url,
     pinned_host_keys,
 )

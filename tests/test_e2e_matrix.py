@@ -52,8 +52,8 @@ from e2e import (
 )
 from servers import OpenSshSite, S3Bucket, SftpSite, public_key_line
 
-from ingest.drop_sftp import SftpDrop
 from ingest.runner import RunnerError, RunSummary, run_once
+from ingest.storage.drop.sftp import SftpDrop
 from pseudonymise.keys import new_key_text
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.landing import (
+from ingest.storage.landing import (
     LandedFile,
     Landing,
     LandingError,
@@ -284,7 +284,7 @@ def test_open_landing_from_a_path_or_file_url(tmp_path: Path) -> None:
 
 
 def test_open_landing_on_s3_opens_the_s3_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest.landing_s3 import S3LandingStore
+    from ingest.storage.landing.s3 import S3LandingStore
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # a client is made, nothing is sent
 

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from servers import S3Bucket
 
-from ingest.drop_s3 import s3_client
-from ingest.landing import (
+from ingest.storage.landing import (
     LandedFile,
     LandingError,
     LandingIntegrityError,
     LandingKeyMismatch,
     submission_id_for,
 )
-from ingest.landing_s3 import S3LandingStore, open_s3_landing
+from ingest.storage.landing.s3 import S3LandingStore, open_s3_landing
+from ingest.storage.s3 import s3_client
 from pseudonymise.keys import TrialKey
 from pseudonymise.landing_crypto import decrypt_blob
 

@@ -22,8 +22,6 @@ import sqlalchemy as sa
 
 import schemas.chunked
 import schemas.submission
-from ingest.drop import REPORTS_FOLDER, LocalFolderDrop
-from ingest.landing import LandingStore
 from ingest.pipeline import (
     DatasetStatus,
     Services,
@@ -32,6 +30,8 @@ from ingest.pipeline import (
     process_received,
     take_from_drop,
 )
+from ingest.storage.drop import REPORTS_FOLDER, LocalFolderDrop
+from ingest.storage.landing import LandingStore
 from ingest.warehouse import SCHEMAS, Warehouse, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser

@@ -13,15 +13,6 @@ from servers import S3Bucket
 from test_dagster_definitions import TrialService, people_csv, service
 
 from ingest.definitions import build_definitions
-from ingest.landing import (
-    LandedFile,
-    Landing,
-    LandingError,
-    LandingStore,
-    open_landing,
-    submission_id_for,
-)
-from ingest.landing_s3 import S3LandingStore, open_s3_landing
 from ingest.retention import (
     DEFAULT_RETENTION_DAYS,
     RETENTION_DAYS_VARIABLE,
@@ -30,6 +21,15 @@ from ingest.retention import (
 )
 from ingest.runner import environment
 from ingest.schedules import RETENTION_JOB, RETENTION_SCHEDULE
+from ingest.storage.landing import (
+    LandedFile,
+    Landing,
+    LandingError,
+    LandingStore,
+    open_landing,
+    submission_id_for,
+)
+from ingest.storage.landing.s3 import S3LandingStore, open_s3_landing
 from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import load_key, new_key_text, parse_key_text
 

@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
 
-from ingest.landing import LandingStore, submission_id_for
 from ingest.pipeline import Services, process_received, take_from_landing
 from ingest.retention import apply_retention
 from ingest.rotation import (
@@ -22,6 +21,7 @@ from ingest.rotation import (
     rotate_key,
     stored_key_ids,
 )
+from ingest.storage.landing import LandingStore, submission_id_for
 from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import TrialKey, new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser

@@ -1,6 +1,6 @@
 """The landing store in S3: `TRIAL_LANDING_URL=s3://bucket/prefix`.
 
-The same API and the same objects as the local `ingest.landing.LandingStore`, under
+The same API and the same objects as the folder store (`ingest.storage.landing.local`), under
 `<prefix>/<la_code>/`:
 
 - `<submission_id>.bin`: the service's own ciphertext (`encrypt_blob` under the landing key, bound
@@ -21,8 +21,6 @@ credentials therefore need ``s3:ListBucketVersions`` and ``s3:DeleteObjectVersio
 from __future__ import annotations
 
 import builtins
-import contextlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -32,26 +30,27 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.drop_s3 import (
-    call_s3,
-    parse_s3_url,
-    quieten_url_logging,
-    s3_client,
-    s3_error_code,
-)
-from ingest.landing import (
+from ingest.storage.landing.base import (
     LandedFile,
     LandingError,
-    LandingIntegrityError,
-    as_utc,
     associated_data,
     check_la_code,
     check_submission_id,
     decrypt_landed,
     intact_existing,
     landing_record,
-    parse_sidecar,
+    read_sidecar,
+    received_before,
     sidecar_bytes,
+)
+from ingest.storage.s3 import (
+    NOT_FOUND_CODES,
+    call_s3,
+    list_entries,
+    parse_s3_url,
+    quieten_url_logging,
+    s3_client,
+    s3_error_code,
 )
 from pseudonymise.keys import TrialKey
 from pseudonymise.landing_crypto import encrypt_blob
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 
 SSE_VARIABLE = "TRIAL_LANDING_S3_SSE"
 SSE_CHOICES = ("AES256", "aws:kms")
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _SIDECAR_KEY = re.compile(r"(?P<la_code>[0-9]{3})/(?P<submission_id>[0-9]{3}-[0-9a-f]{24})\.json")
 
 
@@ -145,8 +143,7 @@ class S3LandingStore:
 
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]:
         """Landed submissions received before `cutoff` (for the retention job)."""
-        limit = as_utc(cutoff)
-        return [landed for landed in self.list() if landed.received_at < limit]
+        return received_before(self.list(), cutoff)
 
     # --- objects -------------------------------------------------------------------------
 
@@ -166,7 +163,7 @@ class S3LandingStore:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             failure = s3_error_code(exc)
-        if failure in _NOT_FOUND_CODES:
+        if failure in NOT_FOUND_CODES:
             return None
         raise LandingError(f"cannot read submission {submission_id} from S3: {failure}")
 
@@ -178,7 +175,7 @@ class S3LandingStore:
             )
         except (ClientError, BotoCoreError) as exc:
             failure = s3_error_code(exc)
-        if failure in _NOT_FOUND_CODES:
+        if failure in NOT_FOUND_CODES:
             return False
         if failure:
             raise LandingError(f"cannot check submission {submission_id} in S3: {failure}")
@@ -186,9 +183,8 @@ class S3LandingStore:
 
     def _all_keys(self) -> builtins.list[str]:
         def list_keys() -> builtins.list[str]:
-            paginator = self._client.get_paginator("list_objects_v2")
-            pages = paginator.paginate(Bucket=self._bucket, Prefix=self._prefix)
-            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+            entries = list_entries(self._client, self._bucket, self._prefix, "Contents")
+            return [item["Key"] for item in entries]
 
         return call_s3(LandingError, f"list the S3 landing store in {self._bucket}", list_keys)
 
@@ -217,14 +213,7 @@ class S3LandingStore:
         sidecar = self._get_or_none(self._sidecar_key(la_code, submission_id), submission_id)
         if sidecar is None:
             return None
-        landed: LandedFile | None = None
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            landed = parse_sidecar(json.loads(sidecar), la_code, submission_id)
-        if landed is None:
-            raise LandingIntegrityError(
-                f"the sidecar of submission {submission_id} of LA {la_code} is not valid"
-            )
-        return landed
+        return read_sidecar(sidecar, la_code, submission_id)
 
     def _landed(self, la_code: str, submission_id: str) -> LandedFile:
         landed = self._existing(la_code, submission_id)

@@ -1,139 +1,48 @@
 """The S3 drop: `TRIAL_DROP_URL=s3://bucket/prefix`, one inbox per LA at `<prefix>/<la_code>/`.
 
-Same protocol as `ingest.drop.LocalFolderDrop`: the LA is identified by its prefix (which the
-bucket policy lets only that LA write), the file name is data and never leaves this module,
-and a file's `version` is its ETag, so a corrected re-upload under the same key is a new
-object.
-
-The endpoint, region and credentials come from the standard AWS environment
-(`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, an instance role…), so the same code
-talks to AWS, to an S3-compatible store or to a test server.
-
-Object keys hold the LAs' file names, so no key, no botocore message (which can quote the
-request URL) and no exception chain leaves this module: errors name the LA, the object's
-fingerprint and the S3 error code only. For the same reason botocore's and urllib3's DEBUG
-output, which logs request URLs, is kept off unless someone sets those loggers' levels
-explicitly (`quieten_url_logging`).
+Same protocol as the folder drop (`ingest.storage.drop.local`): the LA is identified by its
+prefix (which the bucket policy lets only that LA write), the file name is data and never leaves
+this module, and a file's `version` is its ETag, so a corrected re-upload under the same key is
+a new object. The client, the AWS environment and the rules for S3 errors and logs are in
+`ingest.storage.s3`: errors name the LA, the object's fingerprint and the S3 error code only.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.drop import (
+from ingest.storage.drop.base import (
     LA_CODE_PATTERN,
     REPORTS_FOLDER,
     DropError,
     DropObject,
     DropObjectChanged,
+    changed_message,
     check_la_code,
     check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
+    listed_object,
+    unusable_name,
+)
+from ingest.storage.s3 import (
+    NOT_FOUND_CODES,
+    S3_PAGE_SIZE,
+    call_s3,
+    list_entries,
+    parse_s3_url,
+    quieten_url_logging,
+    s3_client,
+    s3_error_code,
 )
 from pseudonymise.keys import TrialKey
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-T = TypeVar("T")
-
-S3_PAGE_SIZE = 1000  # the most S3 returns in one ListObjectsV2 page
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _PRECONDITION_CODES = frozenset({"412", "PreconditionFailed"})
-# Loggers that print request URLs (bucket and key, so the LA's file name) at DEBUG.
-_URL_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3.connectionpool")
-
-
-def quieten_url_logging() -> None:
-    """Keep DEBUG records that carry object keys out of the logs.
-
-    Only loggers whose level nobody has set are raised to INFO: an operator who deliberately
-    turns on botocore DEBUG (to debug the endpoint, say) still can.
-    """
-    for name in _URL_LOGGERS:
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-
-
-_session_lock = threading.Lock()
-_shared_session: list[boto3.session.Session] = []
-
-
-def s3_client() -> S3Client:
-    """An S3 client configured by the standard AWS environment, with bounded timeouts.
-
-    botocore's "standard" retry mode retries throttling, 5xx answers and connection errors with
-    backoff; it never retries access or precondition failures. Clients come from one session
-    per process (creating a session loads botocore's models, ~0.3 s each time); a session is
-    not thread-safe, so clients are made under a lock. The clients themselves are thread-safe.
-    """
-    config = Config(
-        connect_timeout=10,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 5},
-    )
-    with _session_lock:
-        if not _shared_session:
-            _shared_session.append(boto3.session.Session())
-        return _shared_session[0].client("s3", config=config)
-
-
-def parse_s3_url(url: str, variable: str) -> tuple[str, str]:
-    """(bucket, prefix) from `s3://bucket/prefix`; the prefix is '' or ends with '/'.
-
-    Messages name the variable, not the URL: a mistyped URL could hold anything.
-    """
-    parsed = urlparse(url)
-    if parsed.scheme.lower() != "s3":
-        raise ValueError(f"{variable} must be an s3://bucket/prefix URL")
-    if parsed.username or parsed.password or parsed.port or parsed.query or parsed.fragment:
-        raise ValueError(
-            f"{variable} must be s3://bucket/prefix only: credentials and the endpoint come "
-            "from the AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE…)"
-        )
-    bucket = parsed.hostname or ""
-    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(f"{variable} does not name a valid S3 bucket")
-    segments = [segment for segment in parsed.path.split("/") if segment]
-    if any(segment in (".", "..") for segment in segments):
-        raise ValueError(f"{variable} has '.' or '..' in its prefix")
-    prefix = "".join(f"{segment}/" for segment in segments)
-    return bucket, prefix
-
-
-def s3_error_code(error: ClientError | BotoCoreError) -> str:
-    """The S3 error code ("AccessDenied", "412"…) or the exception's class name.
-
-    Never the message: botocore messages can quote the request URL, which holds the key.
-    """
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "")) or "ClientError"
-    return type(error).__name__
-
-
-def call_s3(error_type: type[Exception], what: str, operation: Callable[[], T]) -> T:
-    """`operation()`, with S3 failures re-raised as `error_type("cannot <what>: <code>")`.
-
-    Raised outside the handler, so the new error has no `__context__`: the original
-    exception's text and traceback may hold the object key.
-    """
-    try:
-        return operation()
-    except (ClientError, BotoCoreError) as exc:
-        code = s3_error_code(exc)
-    raise error_type(f"cannot {what}: {code}")
 
 
 class S3Drop:
@@ -201,11 +110,11 @@ class S3Drop:
         except (ClientError, BotoCoreError) as exc:
             failure = s3_error_code(exc)
         if failure in _PRECONDITION_CODES:
-            raise DropObjectChanged(_changed_message(obj))
+            raise DropObjectChanged(changed_message(obj))
         if failure:
             raise DropError(f"cannot {what}: {failure}")
         if len(content) != obj.size:
-            raise DropObjectChanged(_changed_message(obj))
+            raise DropObjectChanged(changed_message(obj))
         return content
 
     def remove(self, obj: DropObject) -> None:
@@ -243,23 +152,15 @@ class S3Drop:
 
     def _list(self, prefix: str, part: str) -> list[Any]:
         """Every page's `part` ("Contents" or "CommonPrefixes") directly under `prefix`."""
-        paginator = self._client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(
-            Bucket=self._bucket,
-            Prefix=prefix,
-            Delimiter="/",
-            PaginationConfig={"PageSize": self._page_size},
+        return list_entries(
+            self._client, self._bucket, prefix, part, delimiter="/", page_size=self._page_size
         )
-        entries: list[Any] = []
-        for page in pages:
-            entries.extend(cast("list[Any]", dict(page).get(part, [])))
-        return entries
 
     def _head_or_none(self, key: str) -> Any:
         try:
             return self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if s3_error_code(exc) in _NOT_FOUND_CODES:
+            if s3_error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise
 
@@ -270,7 +171,7 @@ class S3Drop:
             else:
                 self._client.delete_object(Bucket=self._bucket, Key=key, IfMatch=_quoted(etag))
         except ClientError as exc:
-            if s3_error_code(exc) not in _PRECONDITION_CODES | _NOT_FOUND_CODES:
+            if s3_error_code(exc) not in _PRECONDITION_CODES | NOT_FOUND_CODES:
                 raise
 
     def _inbox(self, la_code: str) -> str:
@@ -278,29 +179,18 @@ class S3Drop:
 
     def _object_key(self, obj: DropObject) -> str:
         if "/" in obj.name or obj.name in ("", ".", ".."):
-            raise DropError(f"file {obj.fingerprint} of LA {obj.la_code} has an unusable name")
+            raise unusable_name(obj)
         return f"{self._inbox(obj.la_code)}{obj.name}"
 
     def _object(self, la_code: str, name: str, size: int, etag: str) -> DropObject:
-        version = etag.strip('"')
-        return DropObject(
-            la_code=la_code,
-            name=name,
-            size=size,
-            version=version,
-            fingerprint=compute_fingerprint(self._key, la_code, name, size, version),
-        )
+        return listed_object(self._key, la_code, name, size, etag.strip('"'))
 
 
 def _quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
-def _changed_message(obj: DropObject) -> str:
-    return f"file {obj.fingerprint} of LA {obj.la_code} changed after it was listed"
-
-
 def open_s3_drop(url: str, fingerprint_key: TrialKey) -> S3Drop:
-    """The drop named by `TRIAL_DROP_URL=s3://bucket/prefix` (for `ingest.drop.open_drop`)."""
+    """The drop named by `TRIAL_DROP_URL=s3://bucket/prefix` (for `open_drop`)."""
     bucket, prefix = parse_s3_url(url, "TRIAL_DROP_URL")
     return S3Drop(bucket, prefix, fingerprint_key)

@@ -1,8 +1,6 @@
-"""The SFTP drop: `TRIAL_DROP_URL=sftp://user@host:port/path`, one inbox per LA at
-`<path>/<la_code>/`, through paramiko.
+"""The SFTP drop's connection: configuration, host-key pinning, login, timeouts.
 
-Same protocol as `ingest.drop.LocalFolderDrop`. What SFTP adds is the connection, and the rules
-for it are strict because the drop holds personal data:
+The rules are strict because the drop holds personal data:
 
 - **Key-based login only.** The private key comes from the file named by
   ``TRIAL_SFTP_KEY_FILE`` (no group or other access, like OpenSSH requires); a password in the
@@ -12,56 +10,31 @@ for it are strict because the drop holds personal data:
   A server offering any other key is refused: `HostKeyUnknown` when nothing is pinned for the
   host, `HostKeyMismatch` when the pinned key differs; both say which host and which key
   fingerprints (public values, never data). Nothing is ever added to a known_hosts file.
-- **Timeouts and retries.** Connecting, the SSH banner, authentication, opening the channel and
-  every SFTP request are bounded. Refused, reset or timed-out connections are retried with
-  exponential backoff, then `SftpUnavailable`; authentication and host-key failures are never
-  retried (retrying cannot fix them, and repeated failed logins can lock the account).
+- **Timeouts.** Connecting, the SSH banner, authentication, opening the channel and every SFTP
+  request are bounded. Refused, reset or timed-out connections are reported as `Transient`, for
+  the drop to retry (`ingest.storage.drop.sftp`); authentication and host-key failures are not
+  (retrying cannot fix them, and repeated failed logins can lock the account).
 
-The connection is opened on first use and reused by the same `SftpDrop` until `close()`.
-
-File names are data: no path, no name and no paramiko message (which can quote a path) leaves
-this module; errors name the LA, the file's fingerprint and the kind of failure only. paramiko
-logs every SFTP path at DEBUG, so that logger is kept at INFO unless someone sets it explicitly.
+Errors name hosts, users and key fingerprints only, never a path or a paramiko message.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import logging
 import os
 import posixpath
-import secrets
 import stat
-import threading
-import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 from urllib.parse import unquote, urlparse
 
 import paramiko
 from paramiko.pkey import UnknownKeyType
 from paramiko.ssh_exception import NoValidConnectionsError
 
-from ingest.drop import (
-    LA_CODE_PATTERN,
-    REPORT_FILE_MODE,
-    REPORTS_FOLDER,
-    DropError,
-    DropObject,
-    DropObjectChanged,
-    check_la_code,
-    check_report_name,
-    compute_fingerprint,
-    is_delivered_file_name,
-)
-from pseudonymise.keys import TrialKey
-
-T = TypeVar("T")
+from ingest.storage.drop.base import DropError
 
 KEY_FILE_VARIABLE = "TRIAL_SFTP_KEY_FILE"
 HOST_KEY_VARIABLE = "TRIAL_SFTP_HOST_KEY"
@@ -78,7 +51,6 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,  # the server closed the connection (e.g. OpenSSH's MaxStartups throttling)
     NoValidConnectionsError,  # connection refused or host unreachable on every address
 )
-_PATH_LOGGER = "paramiko.transport.sftp"  # logs "open('/901/<file name>', 'rb')" at DEBUG
 
 
 class SftpError(DropError):
@@ -121,24 +93,6 @@ class SftpTimeouts:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """`attempts` tries in all, waiting first_delay, first_delay * factor, … (at most max_delay)."""
-
-    attempts: int = 4
-    first_delay: float = 0.5
-    factor: float = 2.0
-    max_delay: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("a retry policy needs at least one attempt")
-
-    def delay_before(self, attempt: int) -> float:
-        """The wait before attempt number `attempt` (2, 3, …)."""
-        return float(min(self.first_delay * self.factor ** (attempt - 2), self.max_delay))
-
-
-@dataclass(frozen=True)
 class SftpTarget:
     """Where to connect, from TRIAL_DROP_URL: a user on a host and port, and the drop folder."""
 
@@ -163,13 +117,6 @@ HostKeyPins = dict[str, paramiko.PKey]  # key type (e.g. "ssh-ed25519") -> the p
 def key_description(key: paramiko.PKey) -> str:
     """`ssh-ed25519 SHA256:…`: a public key's type and OpenSSH fingerprint."""
     return f"{key.get_name()} {key.fingerprint}"
-
-
-def quieten_path_logging() -> None:
-    """Keep paramiko's DEBUG records, which quote SFTP paths, out of the logs (unless set)."""
-    logger = logging.getLogger(_PATH_LOGGER)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -315,7 +262,7 @@ class _RefuseUnknownHostKey(paramiko.RejectPolicy):
         )
 
 
-class _Transient(Exception):
+class Transient(Exception):
     """A failure worth another attempt; `reason` is an exception class name."""
 
     def __init__(self, reason: str) -> None:
@@ -323,7 +270,7 @@ class _Transient(Exception):
         self.reason = reason
 
 
-def _is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException) -> bool:
     """True for network failures, also when paramiko wraps them (e.g. while reading the banner)."""
     seen: BaseException | None = error
     for _ in range(5):
@@ -335,7 +282,7 @@ def _is_transient(error: BaseException) -> bool:
     return False
 
 
-def _transient_reason(error: BaseException) -> str:
+def transient_reason(error: BaseException) -> str:
     seen: BaseException | None = error
     while seen is not None and not isinstance(seen, _TRANSIENT_ERRORS):
         seen = seen.__cause__ or seen.__context__
@@ -358,9 +305,9 @@ class SftpConnector:
         self._timeouts = timeouts
 
     def connect(self) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
-        """A logged-in client and its SFTP session; raises `_Transient` for retryable failures."""
+        """A logged-in client and its SFTP session; raises `Transient` for retryable failures."""
         client = self._client()
-        failure: SftpError | _Transient | None = None
+        failure: SftpError | Transient | None = None
         try:
             self._log_in(client)
             sftp = client.open_sftp()
@@ -415,270 +362,9 @@ class SftpConnector:
             f"({key_description(self._user_key)}): {type(error).__name__}; not retried"
         )
 
-    def _classify(self, error: Exception) -> SftpError | _Transient:
-        if _is_transient(error):
-            return _Transient(_transient_reason(error))
+    def _classify(self, error: Exception) -> SftpError | Transient:
+        if is_transient(error):
+            return Transient(transient_reason(error))
         return SftpError(
             f"cannot connect to the SFTP server at {self.target.address}: {type(error).__name__}"
         )
-
-
-# --- the drop ---------------------------------------------------------------------------
-
-
-class SftpDrop:
-    """A drop on an SFTP server: `<root>/<la_code>/<file>`, one lazily opened connection."""
-
-    def __init__(
-        self,
-        connector: SftpConnector,
-        fingerprint_key: TrialKey,
-        *,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        quieten_path_logging()
-        self._connector = connector
-        self._root = connector.target.root
-        self._key = fingerprint_key
-        self._retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._lock = threading.RLock()
-        self._client: paramiko.SSHClient | None = None
-        self._sftp: paramiko.SFTPClient | None = None
-        self._closer: weakref.finalize[[], SftpDrop] | None = None
-
-    def __repr__(self) -> str:
-        return f"SftpDrop({self._connector.target.address!r})"
-
-    def __enter__(self) -> SftpDrop:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection, if one is open (the next call opens a new one).
-
-        A drop that is dropped without `close()` closes its connection when it is collected.
-        """
-        with self._lock:
-            closer, self._closer = self._closer, None
-            self._client, self._sftp = None, None
-            if closer is not None:
-                closer()
-
-    def fingerprint(self, obj: DropObject) -> str:
-        return compute_fingerprint(self._key, obj.la_code, obj.name, obj.size, obj.version)
-
-    def la_codes_present(self) -> list[str]:
-        """Folders named as LA codes directly in the drop folder; anything else is ignored."""
-
-        def list_codes(sftp: paramiko.SFTPClient) -> list[str]:
-            return sorted(
-                entry.filename
-                for entry in sftp.listdir_attr(self._root)
-                if stat.S_ISDIR(entry.st_mode or 0) and LA_CODE_PATTERN.fullmatch(entry.filename)
-            )
-
-        return self._run("list the LA folders of the SFTP drop", list_codes)
-
-    def list_inbox(self, la_code: str) -> list[DropObject]:
-        inbox = self._inbox(la_code)
-
-        def list_files(sftp: paramiko.SFTPClient) -> list[DropObject]:
-            try:
-                entries = sftp.listdir_attr(inbox)
-            except FileNotFoundError:
-                return []
-            # Only regular files: symbolic links (which could point elsewhere) are skipped.
-            return [
-                self._object(la_code, entry.filename, entry)
-                for entry in entries
-                if stat.S_ISREG(entry.st_mode or 0) and is_delivered_file_name(entry.filename)
-            ]
-
-        objects = self._run(f"list LA {la_code}'s inbox on the SFTP drop", list_files)
-        return sorted(objects, key=lambda obj: obj.fingerprint)
-
-    def read(self, obj: DropObject) -> bytes:
-        """The file's bytes, if its size and mtime are still the listed ones before and after."""
-        path = self._path(obj)
-        listed = (obj.size, obj.version)
-
-        def read_listed_version(sftp: paramiko.SFTPClient) -> bytes:
-            with sftp.open(path, "rb") as handle:
-                if _version_of(handle.stat()) != listed:
-                    raise DropObjectChanged(_changed_message(obj))
-                handle.prefetch(obj.size)
-                content = handle.read()
-                after = _version_of(handle.stat())
-            if len(content) != obj.size or after != listed:
-                raise DropObjectChanged(_changed_message(obj))
-            return content
-
-        return self._run(f"read file {obj.fingerprint} of LA {obj.la_code}", read_listed_version)
-
-    def remove(self, obj: DropObject) -> None:
-        """Delete the file if its size and mtime are still the listed ones.
-
-        SFTP has no conditional delete: a replacement written in the moment between the stat
-        and the remove would be lost (a new upload normally arrives under a temporary name and
-        is renamed, or keeps changing its mtime while it is written, which the stat sees).
-        """
-        path = self._path(obj)
-
-        def remove_if_unchanged(sftp: paramiko.SFTPClient) -> None:
-            try:
-                if _version_of(sftp.lstat(path)) == (obj.size, obj.version):
-                    sftp.remove(path)
-            except FileNotFoundError:
-                pass  # gone already
-
-        self._run(f"remove file {obj.fingerprint} of LA {obj.la_code}", remove_if_unchanged)
-
-    def write_report(self, la_code: str, name: str, content: bytes) -> None:
-        """Written under a hidden temporary name, then renamed: never seen half-written."""
-        inbox = self._inbox(la_code)
-        folder = posixpath.join(inbox, REPORTS_FOLDER)
-        target = posixpath.join(folder, check_report_name(name))
-
-        def write(sftp: paramiko.SFTPClient) -> None:
-            _make_folder(sftp, inbox)
-            _make_folder(sftp, folder)
-            temp = posixpath.join(folder, f".report-{secrets.token_hex(8)}.part")
-            try:
-                with sftp.open(temp, "wb") as out:
-                    out.write(content)
-                sftp.chmod(temp, REPORT_FILE_MODE)
-                _replace(sftp, temp, target)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    sftp.remove(temp)
-                raise
-
-        self._run(f"write a report to LA {la_code}'s SFTP drop", write)
-
-    # --- connection handling -------------------------------------------------------------
-
-    def _run(self, what: str, operation: Callable[[paramiko.SFTPClient], T]) -> T:
-        """`operation` on the open session, reconnecting and retrying on transient failures.
-
-        Errors are raised outside the handlers, so no paramiko exception (whose text may quote
-        a path) is chained to them.
-        """
-        with self._lock:
-            reason = ""
-            for attempt in range(1, self._retry.attempts + 1):
-                if attempt > 1:
-                    self._sleep(self._retry.delay_before(attempt))
-                outcome = self._attempt(what, operation)
-                if not isinstance(outcome, _Transient):
-                    return outcome
-                reason = outcome.reason
-                self.close()
-        raise SftpUnavailable(
-            f"cannot {what}: the SFTP server at {self._connector.target.address} failed "
-            f"{self._retry.attempts} attempts (last: {reason})"
-        )
-
-    def _attempt(self, what: str, operation: Callable[[paramiko.SFTPClient], T]) -> T | _Transient:
-        try:
-            sftp = self._session()
-        except _Transient as transient:
-            return transient
-        failure = ""
-        try:
-            return operation(sftp)
-        except DropError:
-            raise
-        except Exception as exc:
-            if _is_transient(exc) or not self._connected():
-                return _Transient(_transient_reason(exc))
-            failure = type(exc).__name__
-        raise DropError(f"cannot {what}: {failure}")
-
-    def _session(self) -> paramiko.SFTPClient:
-        if self._sftp is None or not self._connected():
-            self.close()
-            self._client, self._sftp = self._connector.connect()
-            self._closer = weakref.finalize(self, self._client.close)
-        return self._sftp
-
-    def _connected(self) -> bool:
-        transport = self._client.get_transport() if self._client is not None else None
-        return transport is not None and transport.is_active()
-
-    # --- names ---------------------------------------------------------------------------
-
-    def _inbox(self, la_code: str) -> str:
-        return posixpath.join(self._root, check_la_code(la_code))
-
-    def _path(self, obj: DropObject) -> str:
-        if "/" in obj.name or obj.name in ("", ".", ".."):
-            raise DropError(f"file {obj.fingerprint} of LA {obj.la_code} has an unusable name")
-        return posixpath.join(self._inbox(obj.la_code), obj.name)
-
-    def _object(self, la_code: str, name: str, attributes: paramiko.SFTPAttributes) -> DropObject:
-        size, version = _version_of(attributes)
-        return DropObject(
-            la_code=la_code,
-            name=name,
-            size=size,
-            version=version,
-            fingerprint=compute_fingerprint(self._key, la_code, name, size, version),
-        )
-
-
-def _version_of(attributes: paramiko.SFTPAttributes) -> tuple[int, str]:
-    """(size, mtime in whole seconds, which is all SFTP v3 gives), or (-1, '') if not a file."""
-    if not stat.S_ISREG(attributes.st_mode or 0) or attributes.st_size is None:
-        return (-1, "")
-    return (attributes.st_size, str(attributes.st_mtime))
-
-
-def _changed_message(obj: DropObject) -> str:
-    return f"file {obj.fingerprint} of LA {obj.la_code} changed after it was listed"
-
-
-def _make_folder(sftp: paramiko.SFTPClient, path: str) -> None:
-    try:
-        sftp.stat(path)
-    except FileNotFoundError:
-        sftp.mkdir(path)
-
-
-def _replace(sftp: paramiko.SFTPClient, source: str, target: str) -> None:
-    """Atomic rename over `target`; servers without the posix-rename extension get two steps."""
-    try:
-        sftp.posix_rename(source, target)
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            sftp.remove(target)
-        sftp.rename(source, target)
-
-
-def open_sftp_drop(
-    url: str,
-    fingerprint_key: TrialKey,
-    env: Mapping[str, str] | None = None,
-    *,
-    timeouts: SftpTimeouts | None = None,
-    retry: RetryPolicy | None = None,
-) -> SftpDrop:
-    """The drop named by `TRIAL_DROP_URL=sftp://…` (for `ingest.drop.open_drop`).
-
-    Reads the key and the pinned host keys now, so a misconfiguration stops the service at
-    start-up; connects on first use.
-    """
-    env = os.environ if env is None else env
-    target = parse_sftp_url(url)
-    connector = SftpConnector(
-        target, load_user_key(env), pinned_host_keys(target, env), timeouts or SftpTimeouts()
-    )
-    return SftpDrop(connector, fingerprint_key, retry=retry)

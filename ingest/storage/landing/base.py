@@ -1,0 +1,226 @@
+"""The landing store: raw LA files, encrypted at rest, kept for the retention period.
+
+A file is copied off the drop into the landing store before anything else happens, so that it
+can be reprocessed (after a key rotation or a schema fix) until retention deletes it. Each
+submission is two files under `<la_code>/`:
+
+- `<submission_id>.bin`: `encrypt_blob(landing key, content, "<la_code>/<submission_id>")`, so a
+  blob renamed or moved to another LA fails to decrypt;
+- `<submission_id>.json`: the sidecar (SHA-256 and size of the content, received time in UTC,
+  key id). Never the LA's file name.
+
+A submission counts as landed once its sidecar exists (written after the blob). This module
+holds the `Landing` protocol and the rules both stores share: the folder store (`local`) and
+the S3 store (`s3`). `open_landing` (in `opening`) picks one from TRIAL_LANDING_URL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pseudonymise.keys import TrialKey
+from pseudonymise.landing_crypto import LandingDecryptError, decrypt_blob
+
+SIDECAR_FORMAT = 1
+SUBMISSION_ID_HEX_CHARS = 24
+
+LA_CODE_PATTERN = re.compile(r"[0-9]{3}")
+SUBMISSION_ID_PATTERN = re.compile(r"[0-9]{3}-[0-9a-f]{24}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class LandingError(RuntimeError):
+    """A landing-store operation failed. Messages name LA codes and submission ids only."""
+
+
+class LandingIntegrityError(LandingError):
+    """A landed file fails to decrypt or no longer matches its recorded SHA-256 and size."""
+
+
+class LandingKeyMismatch(LandingError):
+    """The landed file was encrypted under another landing key (e.g. before a rotation)."""
+
+
+def submission_id_for(la_code: str, content: bytes) -> str:
+    """The submission's id: the LA and the first 96 bits of the content's SHA-256.
+
+    Derived from the content, never from the file's name, so a byte-identical re-upload gets the
+    same id and a corrected file under the same name gets a new one.
+    """
+    check_la_code(la_code)
+    return f"{la_code}-{hashlib.sha256(content).hexdigest()[:SUBMISSION_ID_HEX_CHARS]}"
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    la_code: str
+    submission_id: str
+    sha256: str
+    size: int
+    received_at: datetime  # UTC
+    key_id: str
+
+
+class Landing(Protocol):
+    """What the pipeline needs of a landing store (`LandingStore`, `S3LandingStore`)."""
+
+    def put(
+        self, submission_id: str, la_code: str, content: bytes, received_at: datetime
+    ) -> LandedFile: ...
+
+    def get(self, la_code: str, submission_id: str) -> bytes: ...
+
+    def info(self, la_code: str, submission_id: str) -> LandedFile: ...
+
+    def list(self) -> builtins.list[LandedFile]: ...
+
+    def delete(self, la_code: str, submission_id: str) -> None: ...
+
+    def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]: ...
+
+
+def check_la_code(la_code: str) -> str:
+    if not LA_CODE_PATTERN.fullmatch(la_code):
+        raise ValueError("an LA code must be three digits")
+    return la_code
+
+
+def check_submission_id(la_code: str, submission_id: str) -> str:
+    if not SUBMISSION_ID_PATTERN.fullmatch(submission_id) or not submission_id.startswith(
+        f"{la_code}-"
+    ):
+        raise ValueError("a submission id must be '<la_code>-<24 hex>' for the same LA")
+    return submission_id
+
+
+def associated_data(la_code: str, submission_id: str) -> bytes:
+    return f"{la_code}/{submission_id}".encode("ascii")
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def check_key_id(key: TrialKey, landed: LandedFile) -> None:
+    """Refuse a landed file encrypted under another landing key than `key`."""
+    if landed.key_id != key.key_id:
+        raise LandingKeyMismatch(
+            f"submission {landed.submission_id} of LA {landed.la_code} was landed under key "
+            f"{landed.key_id}, not the configured key {key.key_id}"
+        )
+
+
+def decrypt_landed(key: TrialKey, landed: LandedFile, blob: bytes) -> bytes:
+    """The content of a landed blob, decrypted and checked against its sidecar's SHA-256 and
+    size (shared by the local and the S3 landing stores)."""
+    check_key_id(key, landed)
+    content: bytes | None = None
+    with contextlib.suppress(LandingDecryptError):
+        content = decrypt_blob(key, blob, associated_data(landed.la_code, landed.submission_id))
+    if content is None:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
+            "the landed file was altered, moved or is missing"
+        )
+    if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} does not match its "
+            "recorded SHA-256"
+        )
+    return content
+
+
+def landing_record(
+    key: TrialKey, la_code: str, submission_id: str, content: bytes, received_at: datetime
+) -> LandedFile:
+    """What landing `content` as `submission_id` records; refuses content of another id."""
+    check_la_code(la_code)
+    check_submission_id(la_code, submission_id)
+    digest = hashlib.sha256(content).hexdigest()
+    if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
+        raise LandingError(f"submission {submission_id} is not the id of this content")
+    return LandedFile(
+        la_code=la_code,
+        submission_id=submission_id,
+        sha256=digest,
+        size=len(content),
+        received_at=as_utc(received_at),
+        key_id=key.key_id,
+    )
+
+
+def intact_existing(existing: LandedFile, landed: LandedFile, *, blob_present: bool) -> LandedFile:
+    """An earlier landing of the same submission, kept as it is if it is intact."""
+    if existing.sha256 != landed.sha256 or not blob_present:
+        raise LandingIntegrityError(
+            f"submission {landed.submission_id} of LA {landed.la_code} is already landed, damaged"
+        )
+    return existing
+
+
+def sidecar_bytes(landed: LandedFile) -> bytes:
+    document = {
+        "format": SIDECAR_FORMAT,
+        "la_code": landed.la_code,
+        "submission_id": landed.submission_id,
+        "sha256": landed.sha256,
+        "size": landed.size,
+        "received_at": landed.received_at.isoformat(),
+        "key_id": landed.key_id,
+    }
+    return json.dumps(document, indent=2, sort_keys=True).encode("ascii") + b"\n"
+
+
+def parse_sidecar(document: Any, la_code: str, submission_id: str) -> LandedFile | None:
+    """The sidecar's record if it is well formed and names this very submission."""
+    received_at = datetime.fromisoformat(document["received_at"])
+    valid = (
+        document["format"] == SIDECAR_FORMAT
+        and document["la_code"] == la_code
+        and document["submission_id"] == submission_id
+        and isinstance(document["sha256"], str)
+        and _SHA256.fullmatch(document["sha256"]) is not None
+        and isinstance(document["size"], int)
+        and isinstance(document["key_id"], str)
+        and received_at.tzinfo is not None
+    )
+    if not valid:
+        return None
+    return LandedFile(
+        la_code=la_code,
+        submission_id=submission_id,
+        sha256=document["sha256"],
+        size=document["size"],
+        received_at=received_at.astimezone(UTC),
+        key_id=document["key_id"],
+    )
+
+
+def read_sidecar(raw: bytes, la_code: str, submission_id: str) -> LandedFile:
+    """The record in a sidecar's bytes; `LandingIntegrityError` if it is not a valid sidecar of
+    this very submission."""
+    landed: LandedFile | None = None
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        landed = parse_sidecar(json.loads(raw), la_code, submission_id)
+    if landed is None:
+        raise LandingIntegrityError(
+            f"the sidecar of submission {submission_id} of LA {la_code} is not valid"
+        )
+    return landed
+
+
+def received_before(
+    landed: builtins.list[LandedFile], cutoff: datetime
+) -> builtins.list[LandedFile]:
+    """The landed submissions received before `cutoff` (for the retention job)."""
+    limit = as_utc(cutoff)
+    return [item for item in landed if item.received_at < limit]
