@@ -1,7 +1,8 @@
 """Building submitted files (CSV, ZIP, XLSX) and reading them, for the reader's tests.
 
-Shared by the `test_reader_*` modules. `_read` checks every issue it gets for the canary that
-the built files carry.
+Shared by the `test_reader_*` modules. Every file is built inside the test, and `_read` checks
+every issue it gets for the canary text the files carry, because no value from a file may ever
+reach an issue.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Reading submitted CSV files: encodings, headers, blank and ragged rows, empty files, speed.
-
-Every file is built inside the test; every issue produced is checked for the canary text that
-the files carry, because no value from a file may ever reach an issue.
-"""
+"""Reading submitted CSV files: encodings, headers, blank and ragged rows, empty files, speed."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Reading any bytes at all: the reader never raises and no issue carries cell text.
-
-Every file is built inside the test; every issue produced is checked for the canary text that
-the files carry, because no value from a file may ever reach an issue.
-"""
+"""Reading any bytes at all: the reader never raises and no issue carries cell text."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Reading submitted XLSX workbooks: sheets, cell types, positions, broken and oversized ones.
-
-Every file is built inside the test; every issue produced is checked for the canary text that
-the files carry, because no value from a file may ever reach an issue.
-"""
+"""Reading submitted XLSX workbooks: sheets, cell types, positions, broken and oversized ones."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Reading submitted ZIPs: members, nesting, size limits, corrupt and protected members.
-
-Every file is built inside the test; every issue produced is checked for the canary text that
-the files carry, because no value from a file may ever reach an issue.
-"""
+"""Reading submitted ZIPs: members, nesting, size limits, corrupt and protected members."""
 
 from __future__ import annotations
 
