@@ -37,7 +37,7 @@ _FUNCTIONS = (
     ("schemas.submission", "checked_rows", "split"),
 )
 # (module, class, method name, stage)
-_METHODS = (("schemas.reader", "CsvSlice", "read", "read"),)
+_METHODS = (("schemas.reader.csv_slices", "CsvSlice", "read", "read"),)
 
 
 class StageClock:

@@ -254,7 +254,7 @@ def postcode_is_valid(value: str) -> bool:
 def _postcode_outward_series(values: pl.Series) -> pl.Series:
     """The inward code is always the last three characters of a valid compact postcode, so
     the outward code is the rest: a match without capture groups, then a slice (capture
-    groups make the regex engine take a slower path, about twice the time)."""
+    groups make the regex engine take a slower path)."""
     normalised = normalise_identifier_series(values)
     valid = normalised.str.contains(f"^{_POSTCODE_PATTERN}$")
     outward = normalised.str.head(-3)

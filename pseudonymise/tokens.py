@@ -6,17 +6,17 @@ binds the kind of identifier and, for LA-scoped kinds, the LA code, so a family 
 person ID, or the same local ID in two LAs, never give the same token; NHS numbers and UPNs
 are not LA-scoped so a child known to two trial LAs links.
 
-Speed, 1M distinct 10-character IDs on this 2-core box (CPU with SHA extensions):
+Speed over a column of identifiers (measured in docs/DECISIONS.md):
 
-- Python, pre-keyed ``hmac`` object ``.copy()`` per value: ~3.0 s (0.33M/s); ``hmac.new``
-  per value ~3.6 s;
-- DuckDB in-engine ``sha256(opad || unhex(sha256(ipad || message)))`` on both cores (this
-  module's previous column path): ~1.7 s. DuckDB's SHA-256 is portable C, ~0.3 us a block,
-  and HMAC from scratch needs four blocks a value;
-- `hmacbatch` (``native/hmacbatch``, C over OpenSSL): ~0.16 s on one core. The SHA-256 states
-  after the ipad and opad blocks are computed once per column, so a short value costs two
-  compressions, and OpenSSL uses the CPU's SHA instructions. It reads the column's Arrow
-  buffers directly: no Python object per value.
+- Python's ``hmac`` (a pre-keyed object's ``.copy()``, or ``hmac.new``) costs a Python call
+  and object per value;
+- DuckDB in-engine ``sha256(opad || unhex(sha256(ipad || message)))`` (this module's previous
+  column path) runs DuckDB's SHA-256, which is portable C, and HMAC from scratch needs four
+  blocks a value;
+- `hmacbatch` (``native/hmacbatch``, C over OpenSSL) computes the SHA-256 states after the
+  ipad and opad blocks once per column, so a short value costs two compressions, and OpenSSL
+  uses the CPU's SHA instructions. It reads the column's Arrow buffers directly: no Python
+  object per value.
 
 So whole columns go through `hmacbatch`, and single values (and the reference path the tests
 pick with ``native=False``) through Python's ``hmac``. Both are property-tested to equal

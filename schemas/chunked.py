@@ -57,7 +57,7 @@ from schemas.outcome import (
     empty_issues,
 )
 from schemas.parse import parse_table
-from schemas.reader import (
+from schemas.reader.csv_slices import (
     CsvLayout,
     CsvPieces,
     CsvSlice,
@@ -67,9 +67,9 @@ from schemas.reader import (
     csv_pieces,
     csv_slices,
     data_rows,
-    no_data_rows_issue,
     raw_columns,
 )
+from schemas.reader.grid import no_data_rows_issue
 from schemas.rules import Severity
 from schemas.submission import (
     CheckedRows,

@@ -185,8 +185,8 @@ def _codes(field: Field) -> _Parsed:
 
 
 def _code_items_rejoined(text: pl.Expr, code_map: dict[str, str]) -> pl.Expr:
-    """The definition, item by item (lists are about 1.5 times slower than `_code_list_tidied`,
-    but each item must be looked up when codes are mapped)."""
+    """The definition, item by item (lists are slower than `_code_list_tidied`, but each
+    item must be looked up when codes are mapped)."""
     item = pl.element().str.strip_chars().str.to_uppercase().replace(code_map)
     return (
         text.str.split(";")

@@ -36,7 +36,13 @@ from schemas.chunked import (
     tables_of,
 )
 from schemas.outcome import SubmissionOutcome
-from schemas.reader import WholeFileNeeded, _cut_after, csv_layout, csv_pieces, csv_slices
+from schemas.reader.csv_slices import (
+    WholeFileNeeded,
+    _cut_after,
+    csv_layout,
+    csv_pieces,
+    csv_slices,
+)
 from schemas.submission import check_submission
 
 # The tokeniser as the service builds it (the native HMAC for every column).
