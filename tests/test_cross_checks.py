@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cross_checks import cross_check_findings
-from ingest.warehouse import Warehouse, duckdb_url
+from ingest.warehouse import Warehouse, cross_check_findings, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
 from tests.warehouse_returns import load_csv_return

@@ -21,9 +21,8 @@ import pytest
 import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
 
+from ingest.allocation import AllocationError, AllocationRow, read_allocation
 from ingest.warehouse import (
-    AllocationError,
-    AllocationRow,
     DuckDBArrowInserter,
     SubmissionRecord,
     Warehouse,
@@ -31,7 +30,6 @@ from ingest.warehouse import (
     WarehouseLoadError,
     dataset_column_types,
     duckdb_url,
-    read_allocation,
     token_columns,
 )
 from schemas.datasets import DATASETS
