@@ -11,7 +11,6 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from ingest.warehouse.bulk import BulkInserter
 from ingest.warehouse.layout import (
     STATUSES,
     Layout,
@@ -22,7 +21,7 @@ from ingest.warehouse.layout import (
     service_date_columns,
     to_stored_time,
 )
-from ingest.warehouse.session import Session
+from ingest.warehouse.session import WarehouseParts
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, FileIssue
 
 
@@ -110,13 +109,8 @@ def current_row(
 # --- the trail ------------------------------------------------------------------------------
 
 
-class AuditTrail:
+class AuditTrail(WarehouseParts):
     """Reading and writing the audit tables, each operation in its own transaction."""
-
-    def __init__(self, session: Session, layout: Layout, inserter: BulkInserter) -> None:
-        self._session = session
-        self._layout = layout
-        self._inserter = inserter
 
     def record_file_issues(
         self, *, la_code: str, submission_id: str, issues: Sequence[FileIssue]

@@ -26,19 +26,17 @@ import polars as pl
 import sqlalchemy as sa
 
 from ingest.warehouse.audit import current_row, issue_table_rows, whole_issues
-from ingest.warehouse.bulk import BulkInserter
 from ingest.warehouse.errors import WarehouseLoadError
 from ingest.warehouse.layout import (
     RULES_COLUMN,
     WITHDRAWALS,
-    Layout,
     check_dataset,
     check_la_code,
     dataset_column_types,
     service_date_columns,
     to_stored_time,
 )
-from ingest.warehouse.session import Session
+from ingest.warehouse.session import WarehouseParts
 from ingest.warehouse.spool import ParquetSpool, open_spool, spool_insert_settings
 from ingest.warehouse.withdrawals import (
     NONE_WITHDRAWN,
@@ -141,13 +139,8 @@ class _ChunkCounts:
                 self.newest_service_date = newest
 
 
-class ReturnLoader:
+class ReturnLoader(WarehouseParts):
     """Loads returns into the warehouse's tables (see the module's docstring)."""
-
-    def __init__(self, session: Session, layout: Layout, inserter: BulkInserter) -> None:
-        self._session = session
-        self._layout = layout
-        self._inserter = inserter
 
     def load_return(
         self,

@@ -18,7 +18,9 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool, StaticPool
 
+from ingest.warehouse.bulk import BulkInserter
 from ingest.warehouse.errors import WarehouseError
+from ingest.warehouse.layout import Layout
 
 DATABASE_ERRORS = (sa.exc.SQLAlchemyError, duckdb.Error, psycopg.Error)
 _DUCKDB_LOCK_WAIT_SECONDS = 60.0
@@ -116,3 +118,13 @@ class Session:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class WarehouseParts:
+    """What each part of the warehouse (loading, the audit trail) works with: the session, the
+    layout and the database's bulk inserter."""
+
+    def __init__(self, session: Session, layout: Layout, inserter: BulkInserter) -> None:
+        self._session = session
+        self._layout = layout
+        self._inserter = inserter

@@ -19,7 +19,7 @@ from ingest.warehouse.audit import AuditTrail
 from ingest.warehouse.bulk import BulkInserter, bulk_inserter_for
 from ingest.warehouse.layout import SchemaNames, build_layout, create_layout, schema_complete
 from ingest.warehouse.loading import ReturnLoader
-from ingest.warehouse.session import Session, create_engine
+from ingest.warehouse.session import Session, WarehouseParts, create_engine
 
 
 class Warehouse(ReturnLoader, AuditTrail):
@@ -42,8 +42,7 @@ class Warehouse(ReturnLoader, AuditTrail):
         session = Session(engine)
         layout = build_layout(with_indexes=self._dialect == "postgresql")
         inserter = bulk_inserter or bulk_inserter_for(self._dialect)
-        ReturnLoader.__init__(self, session, layout, inserter)
-        AuditTrail.__init__(self, session, layout, inserter)
+        WarehouseParts.__init__(self, session, layout, inserter)
         self._schema_created = False
 
     def __repr__(self) -> str:
