@@ -12,10 +12,7 @@ import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
 from loads import all_tables
 
-from ingest.warehouse import (
-    Warehouse,
-    duckdb_url,
-)
+from ingest.warehouse import Warehouse, duckdb_url
 
 # --- warehouses -----------------------------------------------------------------------------
 
