@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from ingest.cross_checks import cross_check_findings
-from schemas.cross_checks import CrossCheckFinding
+from schemas.cross_dataset_rules import CrossCheckFinding
 from schemas.outcome import ROW_NUMBER, CountedTable, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.report import render_report, report_file_name
 from schemas.rules import Severity
@@ -300,7 +299,9 @@ def _load_dataset(
     decision = _ReplaceDecision(previous, received.received_at, release_held)
     if accepted:
         newest = newest_service_date(table)
-        decision(ChunkTotals(table.rows_received, table.clean.height, table.rows_rejected, newest))
+        decision.decide(
+            ChunkTotals(table.rows_received, table.clean.height, table.rows_rejected, newest)
+        )
     load = services.warehouse.load_return(
         la_code=received.la_code,
         dataset=table.dataset,
@@ -398,14 +399,17 @@ def _load_table_chunks(
     table = tally.table()
     accepted = tally.file_ok and table.accepted
     if accepted and not decision.decided:  # no valid rows: the loader did not ask
-        decision(ChunkTotals(table.rows_received, table.clean_rows, table.rejected_rows, None))
+        decision.decide(
+            ChunkTotals(table.rows_received, table.clean_rows, table.rejected_rows, None)
+        )
     return table, _dataset_result(table, load, accepted, decision, file_issues, tally.columns)
 
 
 @dataclass
 class _ReplaceDecision:
-    """Whether a return replaces the LA's current rows, from its totals: asked by the chunked
-    loader once a table's last chunk is in, or by `_load_dataset` before loading."""
+    """Whether a return replaces the LA's current rows, from its totals (a `ReplacePolicy`):
+    asked by the chunked loader once a table's last chunk is in, or by `_load_dataset` before
+    loading."""
 
     previous: PreviousReturn | None
     received_at: datetime
@@ -414,7 +418,7 @@ class _ReplaceDecision:
     replace: bool = True
     decided: bool = False
 
-    def __call__(self, totals: ChunkTotals) -> bool:
+    def decide(self, totals: ChunkTotals) -> bool:
         self.decided = True
         # A return received before the current one only goes into history: nothing to check.
         if self.previous is None or self.previous.received_at <= self.received_at:
@@ -674,7 +678,9 @@ def _cross_findings(services: Services, result: SubmissionResult) -> list[CrossC
     """The LA's cross-dataset warnings after this file (none to report for a duplicate)."""
     if result.status is SubmissionStatus.DUPLICATE:
         return []
-    return cross_check_findings(services.warehouse.engine, result.la_code)
+    from ingest.warehouse import cross_check_findings
+
+    return cross_check_findings(services.warehouse, result.la_code)
 
 
 def held_check_lines(result: SubmissionResult) -> dict[str, list[str]]:

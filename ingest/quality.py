@@ -4,7 +4,7 @@
 One expectation suite per dataset, built from the contract's declarations (`schemas/datasets`),
 is validated against `clean.<dataset>` (already pseudonymised), and each failed expectation again
 against each LA's rows, to say where it fails. The
-report adds the cross-dataset findings (`ingest.cross_checks`) and the rows each LA's current
+report adds the cross-dataset findings (`ingest.warehouse`) and the rows each LA's current
 returns lost to a rule (`ops.issues`).
 
 Only counts and percentages leave this module. great-expectations' results can carry failing
@@ -28,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ingest.cross_checks import cross_check_findings
-from ingest.warehouse import Warehouse
+from ingest.warehouse import Warehouse, cross_check_findings
 from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Kind, Treatment
-from schemas.cross_checks import CrossCheckFinding
+from schemas.cross_dataset_rules import CrossCheckFinding
 from schemas.datasets import DATASETS
 
 if TYPE_CHECKING:
@@ -208,7 +207,9 @@ def quality_report(
         frames = {d: _clean_frame(conn, d, la_code) for d in DATASETS}
         rejected = _rejected_rows(conn, las)
     validations = _validate(frames, allocation, la_code)
-    findings = tuple(LAFinding(la, f) for la in las for f in cross_check_findings(engine, la))
+    findings = tuple(
+        LAFinding(la, f) for la in las for f in cross_check_findings(engine_or_warehouse, la)
+    )
     return QualityReport(
         generated_at=datetime.now(UTC),
         la_codes=las,

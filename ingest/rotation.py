@@ -50,9 +50,9 @@ from ingest.warehouse import (
     SCHEMAS,
     SubmissionRecord,
     Warehouse,
-    _describe_database_error,
     duckdb_url,
 )
+from ingest.warehouse import describe_database_error as _describe_database_error
 from pseudonymise.tokens import Tokeniser
 from schemas.datasets import DATASETS
 

@@ -15,7 +15,7 @@ from datetime import datetime
 import polars as pl
 
 from schemas.contract import Dataset
-from schemas.cross_checks import CrossCheckFinding
+from schemas.cross_dataset_rules import CrossCheckFinding
 from schemas.datasets import DATASETS
 from schemas.outcome import ROW_NUMBER, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.rules import RULE_TEXT, Severity

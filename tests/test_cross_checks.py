@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cross_checks import cross_check_findings
-from ingest.warehouse import Warehouse, duckdb_url
+from ingest.warehouse import Warehouse, cross_check_findings, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
 from tests.warehouse_returns import load_csv_return
@@ -64,3 +63,19 @@ def test_nothing_found_when_every_reference_resolves(warehouse: Warehouse) -> No
     _load(warehouse, "keyworkers", "keyworker_id,role,start_date\nK1,KEYWORKER,2020-01-01\n", 2)
     _load(warehouse, "episodes", EPISODES, 3)
     assert cross_check_findings(warehouse.engine, LA) == []
+
+
+def test_the_checks_run_on_a_warehouse_with_a_schema_suffix(tmp_path: Path) -> None:
+    """The key-rotation warehouse's schemas carry a suffix (`clean__rotating`, ...)."""
+    suffixed = Warehouse(duckdb_url(tmp_path / "warehouse.duckdb"), schema_suffix="__rotating")
+    suffixed.create_schema()
+    _load(suffixed, "people", PEOPLE, 1)
+    _load(suffixed, "score15", SCORE15, 2)
+
+    found = {(f.column, f.rule): f.row_numbers for f in cross_check_findings(suffixed, LA)}
+
+    assert found == {
+        ("person_id", "orphan_person_id"): (4,),
+        ("family_id", "orphan_family_id"): (4,),
+        ("person_id", "under_12_on_completed_date"): (3,),
+    }

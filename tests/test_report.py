@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from schemas.cross_checks import CrossCheckFinding
+from schemas.cross_dataset_rules import CrossCheckFinding
 from schemas.datasets import DATASETS
 from schemas.outcome import ISSUE_SCHEMA, FileIssue, SubmissionOutcome, TableOutcome
 from schemas.report import render_issues_csv, render_report, report_file_name, rule_text

@@ -22,7 +22,7 @@ from e2e import postgres_database, require_postgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ingest.warehouse
+import ingest.warehouse.spool
 from ingest.warehouse import SPOOL_MARK, ChunkTotals, LoadResult, Warehouse, WarehouseLoadError
 from pseudonymise.identifiers import nhs_check_digit, upn_check_letter
 from pseudonymise.keys import TrialKey
@@ -410,9 +410,10 @@ def load_chunks(
 ) -> LoadResult | None:
     seen: list[ChunkTotals] = []
 
-    def decide(totals: ChunkTotals) -> bool:
-        seen.append(totals)
-        return replace
+    class NotingPolicy:
+        def decide(self, totals: ChunkTotals) -> bool:
+            seen.append(totals)
+            return replace
 
     result = None
     for chunks in tables_of(submission):
@@ -423,7 +424,7 @@ def load_chunks(
             key_id=submission.key_id,
             received_at=RECEIVED,
             chunks=chunks,
-            replace=decide,
+            replace=NotingPolicy(),
         )
     assert [t.rows_received for t in seen] == [rows]
     return result
@@ -495,13 +496,13 @@ def duckdb_settings(conn: sa.Connection) -> tuple[str, str]:
 def settings_during_inserts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Filled with DuckDB's settings as each spooled table is inserted."""
     during: list[tuple[str, str]] = []
-    insert_into = ingest.warehouse._ParquetSpool.insert_into
+    insert_into = ingest.warehouse.spool.ParquetSpool.insert_into
 
     def noting_settings(spool: Any, conn: sa.Connection, table: sa.Table, target: str) -> None:
         during.append(duckdb_settings(conn))
         insert_into(spool, conn, table, target)
 
-    monkeypatch.setattr(ingest.warehouse._ParquetSpool, "insert_into", noting_settings)
+    monkeypatch.setattr(ingest.warehouse.spool.ParquetSpool, "insert_into", noting_settings)
     return during
 
 

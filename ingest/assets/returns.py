@@ -248,11 +248,12 @@ def _close(services: "Services") -> None:
 
 def _safe_errors() -> tuple[type[Exception], ...]:
     """Errors of this service whose messages are written never to hold a value from a file."""
+    from ingest.allocation import AllocationError
     from ingest.pipeline import PipelineError
     from ingest.resources import ConfigurationError
     from ingest.storage.drop import DropError
     from ingest.storage.landing import LandingError
-    from ingest.warehouse import AllocationError, WarehouseError
+    from ingest.warehouse import WarehouseError
     from pseudonymise.keys import KeyConfigError
 
     return (

@@ -2,7 +2,7 @@
 
 They never reject rows: datasets arrive at different times, so an episode whose family is not
 (yet) in `people` is counted, reported to the LA and shown as a warning. They run in the
-warehouse, on tokens, after each load (`ingest/cross_checks.py`).
+warehouse, on tokens, after each load (`ingest/warehouse/cross_check_queries.py`).
 """
 
 from __future__ import annotations
