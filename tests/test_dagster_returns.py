@@ -13,6 +13,7 @@ from dagster import AssetCheckSeverity, AssetRecordsFilter, DagsterEventType, Da
 from test_dagster_definitions import TrialService, episodes_csv, people_csv, service
 
 from ingest.drop import open_drop
+from ingest.instance import RunnerError, environment
 from ingest.jobs import (
     DROP_OBJECT_TAG,
     LA_TAG,
@@ -21,7 +22,8 @@ from ingest.jobs import (
     clean_asset_key,
     return_run_config,
 )
-from ingest.runner import FileOutcome, RunnerError, environment, release_held
+from ingest.outcomes import FileOutcome
+from ingest.release import release_held
 from pseudonymise.keys import load_key
 
 __all__ = ["service"]

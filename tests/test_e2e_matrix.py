@@ -53,7 +53,9 @@ from e2e import (
 from servers import OpenSshSite, S3Bucket, SftpSite, public_key_line
 
 from ingest.drop_sftp import SftpDrop
-from ingest.runner import RunnerError, RunSummary, run_once
+from ingest.instance import RunnerError
+from ingest.outcomes import RunSummary
+from ingest.runner import run_once
 from pseudonymise.keys import new_key_text
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ from servers import S3Bucket
 from test_dagster_definitions import TrialService, people_csv, service
 
 from ingest.definitions import build_definitions
+from ingest.instance import environment
 from ingest.landing import (
     LandedFile,
     Landing,
@@ -28,7 +29,6 @@ from ingest.retention import (
     apply_retention,
     retention_days,
 )
-from ingest.runner import environment
 from ingest.schedules import RETENTION_JOB, RETENTION_SCHEDULE
 from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import load_key, new_key_text, parse_key_text
