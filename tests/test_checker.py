@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import EXIT_ACCEPTED, EXIT_FILE_REJECTED, EXIT_ROWS_REJECTED, main
+from ingest.cli import main
+from ingest.cli.checker import EXIT_ACCEPTED, EXIT_FILE_REJECTED, EXIT_ROWS_REJECTED
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
 from schemas.datasets import DATASETS

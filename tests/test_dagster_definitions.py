@@ -25,14 +25,16 @@ from dagster._core.storage.runs import SqliteRunStorage
 
 from ingest.assets.partitions import allocated_las
 from ingest.definitions import build_definitions
+from ingest.instance import prepare_dagster_home
 from ingest.jobs import ALLOCATION_KEY, RETURN_JOB, clean_asset_key
+from ingest.outcomes import RunSummary
 from ingest.resources import (
     DropResource,
     TrialKeysResource,
     WarehouseResource,
     build_resources,
 )
-from ingest.runner import RunSummary, prepare_dagster_home, run_once
+from ingest.runner import run_once
 from ingest.sensors import SENSOR_NAME
 from ingest.warehouse import Warehouse
 from pseudonymise.keys import new_key_text

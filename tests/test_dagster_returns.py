@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from dagster import AssetCheckSeverity, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from test_dagster_definitions import TrialService, episodes_csv, people_csv, service
 
+from ingest.instance import RunnerError, environment
 from ingest.jobs import (
     DROP_OBJECT_TAG,
     LA_TAG,
@@ -20,7 +21,8 @@ from ingest.jobs import (
     clean_asset_key,
     return_run_config,
 )
-from ingest.runner import FileOutcome, RunnerError, environment, release_held
+from ingest.outcomes import FileOutcome
+from ingest.release import release_held
 from ingest.storage.drop import open_drop
 from pseudonymise.keys import load_key
 

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 from test_dagster_definitions import TrialService, service
 
-from ingest.runner import (
-    FileOutcome,
-    RunnerError,
-    RunSummary,
-    file_line,
-    main_demo,
-    run_once,
-    sqlite_storage_held_open,
-    ui_environment,
-)
+from ingest.demo import main_demo
+from ingest.instance import RunnerError
+from ingest.outcomes import FileOutcome, RunSummary, file_line
+from ingest.runner import run_once, sqlite_storage_held_open
+from ingest.ui import ui_environment
 from ingest.warehouse import SubmissionRecord
 
 __all__ = ["service"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from test_dagster_definitions import TrialService, service
 
-from ingest.runner import open_ui, stop_ui
+from ingest.ui import open_ui, stop_ui
 
 __all__ = ["service"]
 pytestmark = pytest.mark.slow

@@ -52,7 +52,9 @@ from e2e import (
 )
 from servers import OpenSshSite, S3Bucket, SftpSite, public_key_line
 
-from ingest.runner import RunnerError, RunSummary, run_once
+from ingest.instance import RunnerError
+from ingest.outcomes import RunSummary
+from ingest.runner import run_once
 from ingest.storage.drop.sftp import SftpDrop
 from pseudonymise.keys import new_key_text
 

@@ -13,13 +13,13 @@ from servers import S3Bucket
 from test_dagster_definitions import TrialService, people_csv, service
 
 from ingest.definitions import build_definitions
+from ingest.instance import environment
 from ingest.retention import (
     DEFAULT_RETENTION_DAYS,
     RETENTION_DAYS_VARIABLE,
     apply_retention,
     retention_days,
 )
-from ingest.runner import environment
 from ingest.schedules import RETENTION_JOB, RETENTION_SCHEDULE
 from ingest.storage.landing import (
     LandedFile,

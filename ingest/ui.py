@@ -1,0 +1,48 @@
+"""`trial-ingest ui`: `dg dev` on the service's Dagster instance, started and stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from ingest.instance import REPOSITORY, prepare_dagster_home, service_environment
+
+
+def open_ui(env: Mapping[str, str], port: int = 3000) -> subprocess.Popen[bytes]:
+    """Start `dg dev` on the service's instance, in its own session.
+
+    Its own session, because `dagster dev` started in the background from a non-interactive
+    shell ignores SIGINT and SIGTERM; stop it with `stop_ui` (SIGINT to the session).
+    """
+    env = service_environment(env)
+    prepare_dagster_home(env)
+    dg = Path(sys.executable).with_name("dg")
+    command = [str(dg), "dev", "--port", str(port)]
+    venv = Path(sys.executable).parents[1]
+    child_env = {**env, "VIRTUAL_ENV": str(venv)}
+    return subprocess.Popen(command, cwd=REPOSITORY, env=child_env, start_new_session=True)
+
+
+def stop_ui(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """SIGINT to the UI's session, then SIGKILL if it has not stopped within `timeout`."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
+def ui_environment(env: Mapping[str, str], demo_env_file: Path) -> dict[str, str]:
+    """The environment, or, when it configures no trial at all, the last demo's settings."""
+    if any(name.startswith("TRIAL_") for name in env) or not demo_env_file.is_file():
+        return dict(env)
+    print(f"No TRIAL_ settings in the environment: showing the demo ({demo_env_file}).")
+    lines = demo_env_file.read_text(encoding="utf-8").splitlines()
+    return {**env, **dict(line.split("=", 1) for line in lines if "=" in line)}
