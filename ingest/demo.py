@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.instance import RunnerError, environment, service_environment
+from ingest.instance import RunnerError, service_settings
 from ingest.outcomes import RunSummary, print_file_line, print_totals
 from ingest.runner import run_once, warehouse_at
+from ingest.settings import process_environment
 
 if TYPE_CHECKING:
     from ingest.warehouse import SubmissionRecord, Warehouse
@@ -35,7 +36,11 @@ def main_demo(
     print(f"Synthesised {len(manifest.allocation)} LAs and {len(manifest.files)} files in {trial}")
     keys = home / "keys"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TRIAL_", "DAGSTER_"))},
+        **{
+            k: v
+            for k, v in process_environment().items()
+            if not k.startswith(("TRIAL_", "DAGSTER_"))
+        },
         "TRIAL_HOME": str(home),
         "TRIAL_DROP_URL": str(trial / DROP_FOLDER),
         "TRIAL_LANDING_URL": str(home / "landing"),
@@ -46,8 +51,11 @@ def main_demo(
     }
     env_file = _write_env_file(home / "demo.env", env)
     summary = run_once(env, verbose=verbose, on_file=print_file_line)
-    with environment(service_environment(env)):
-        print_demo_summary(summary, warehouse_at(env))
+    warehouse = warehouse_at(service_settings(env))
+    try:
+        print_demo_summary(summary, warehouse)
+    finally:
+        warehouse.dispose()
     if home == DEMO_HOME.absolute():
         print("Look at it in the Dagster UI: trial-ingest ui")
     else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ingest.settings import Settings
 from ingest.warehouse import Warehouse, cross_check_findings
 from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Kind, Treatment
 from schemas.cross_dataset_rules import CrossCheckFinding
@@ -36,7 +37,6 @@ from schemas.datasets import DATASETS
 if TYPE_CHECKING:
     import pandas as pd
 
-QUALITY_DIR = "TRIAL_QUALITY_DIR"
 QUALITY_FILE = "quality_report.md"
 TOKEN_PATTERN = "^[0-9a-f]{32}$"  # noqa: S105 (a pattern, not a secret)
 KEY_ID_COLUMN = "key_id"
@@ -453,16 +453,6 @@ def _percent(value: float | None) -> str:
 # --- where the report goes ------------------------------------------------------------------
 
 
-def quality_dir(env: Mapping[str, str]) -> Path:
-    """TRIAL_QUALITY_DIR, or `quality/` under TRIAL_HOME (beside the embedded warehouse)."""
-    from ingest.resources import trial_home
-
-    configured = env.get(QUALITY_DIR, "").strip()
-    if configured:
-        return Path(configured).expanduser().absolute()
-    return trial_home(env) / "quality"
-
-
 def write_report(markdown: str, directory: Path, name: str = QUALITY_FILE) -> Path:
     """Write atomically, so a reader never sees half a report."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -473,14 +463,9 @@ def write_report(markdown: str, directory: Path, name: str = QUALITY_FILE) -> Pa
     return path
 
 
-def main_quality(
-    *, out: Path | None = None, la_code: str | None = None, env: Mapping[str, str] | None = None
-) -> int:
+def main_quality(settings: Settings, *, out: Path | None = None, la_code: str | None = None) -> int:
     """`trial-ingest quality [--out PATH] [--la CODE]`: write the report, print the counts."""
-    from ingest.retention import warehouse_url_from_env
-
-    env = os.environ if env is None else env
-    warehouse = Warehouse(warehouse_url_from_env(env))
+    warehouse = Warehouse(settings.warehouse_url)
     try:
         report = quality_report(warehouse, la_code=la_code)
     finally:
@@ -489,7 +474,7 @@ def main_quality(
     path = (
         write_report(markdown, out.parent, out.name)
         if out is not None
-        else write_report(markdown, quality_dir(env))
+        else write_report(markdown, settings.quality_dir)
     )
     print(
         f"Quality report: {report.evaluated} expectations over {len(report.la_codes)} LA(s), "

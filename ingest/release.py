@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-from ingest.instance import RunnerError, service_environment, service_instance
+from ingest.instance import RunnerError, service_environment, service_instance, service_settings
 from ingest.outcomes import FileOutcome
 from ingest.runner import check_configuration, execute_request, warehouse_at
+from ingest.settings import Settings, process_environment
 
 
 def release_held(submission_id: str, env: Mapping[str, str] | None = None) -> FileOutcome:
@@ -17,24 +17,26 @@ def release_held(submission_id: str, env: Mapping[str, str] | None = None) -> Fi
 
     from ingest.jobs import LA_TAG, SUBMISSION_TAG, return_run_config
 
-    env = service_environment(os.environ if env is None else env)
-    check_configuration(env)
-    la_code = _held_submission_la(submission_id, env)
+    env = process_environment() if env is None else env
+    settings = service_settings(env)
+    env = service_environment(env, settings)
+    check_configuration(settings)
+    la_code = _held_submission_la(submission_id, settings)
     request = RunRequest(
         partition_key=la_code,
         run_config=return_run_config(submission_id=submission_id, release_held=True),
         tags={LA_TAG: la_code, SUBMISSION_TAG: submission_id},
     )
-    with service_instance(env) as (defs, instance):
-        return execute_request(defs, instance, request, env)
+    with service_instance(env, settings) as (defs, instance):
+        return execute_request(defs, instance, request, settings)
 
 
-def _held_submission_la(submission_id: str, env: Mapping[str, str]) -> str:
+def _held_submission_la(submission_id: str, settings: Settings) -> str:
     """The submission's LA, when the submission's latest processing held it."""
     la_code = submission_id.split("-", 1)[0]
     if not (len(la_code) == 3 and la_code.isdigit()):
         raise RunnerError("a submission id starts with its three-digit LA code")
-    warehouse = warehouse_at(env)
+    warehouse = warehouse_at(settings)
     try:
         rows = [r for r in warehouse.submissions(la_code) if r.submission_id == submission_id]
     finally:

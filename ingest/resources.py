@@ -1,175 +1,172 @@
-"""The service's resources (drop, landing store, keys, warehouse), configured from the environment.
+"""The service's Dagster resources: its settings, keys, drop, landing store, warehouse, allocation.
 
-Every setting that comes from the environment is wired in as an `EnvVar`, so the Dagster UI
-shows the variable's name, never its value (URLs may carry credentials; keys are secret). A
-variable that is not set is left empty and the resource explains what to set when it is used,
-so the definitions always load.
+`ServiceSettings` carries every variable of `ingest.settings.VARIABLES`, each wired in as an
+`EnvVar` when it is set, so the Dagster UI shows the variable's name, never its value (URLs may
+carry credentials; keys are secret). Inside a run or a sensor tick it becomes the same
+`Settings` the command line builds, so a setting the command line accepts takes effect in the
+runs too. A variable that is not set is left empty and the resource that needs it says what to
+set when it is used, so the definitions always load.
 
-Heavy modules (the warehouse, the landing store's cryptography) are imported when a resource is
-opened, not when the definitions are loaded.
+The drop, landing and warehouse resources open what they hold on first use and close it when
+the run or tick ends (`teardown_after_execution`): no caller closes anything by hand. Heavy
+modules (the warehouse, the landing store's cryptography) are imported on first use, not when
+the definitions load.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import PrivateAttr
 
-from pseudonymise.keys import KeyConfigError, TrialKey, load_key
+from ingest.settings import ALLOCATION_FILE, VARIABLES, Settings
+from pseudonymise.keys import TrialKey, load_key
 
 if TYPE_CHECKING:
     from ingest.storage.drop import Drop
     from ingest.storage.landing import Landing
     from ingest.warehouse import Warehouse
 
-DROP_URL = "TRIAL_DROP_URL"
-WAREHOUSE_URL = "TRIAL_WAREHOUSE_URL"
-LANDING_URL = "TRIAL_LANDING_URL"
-ALLOCATION_FILE = "TRIAL_ALLOCATION_FILE"
-TRIAL_HOME = "TRIAL_HOME"
-PSEUDONYM_KEY = "TRIAL_PSEUDONYM_KEY"
-PSEUDONYM_KEY_FILE = "TRIAL_PSEUDONYM_KEY_FILE"
-LANDING_KEY = "TRIAL_LANDING_KEY"
-LANDING_KEY_FILE = "TRIAL_LANDING_KEY_FILE"
 
-DEFAULT_TRIAL_HOME = "var"
+def setting_field(variable: str) -> str:
+    """The resource field that carries `variable`: `TRIAL_DROP_URL` -> `trial_drop_url`."""
+    return variable.lower()
 
 
-class ConfigurationError(RuntimeError):
-    """A setting the service needs is missing; the message names the environment variable."""
+class ServiceSettings(ConfigurableResource):  # type: ignore[type-arg]
+    """Every setting of the service, one field per variable of `ingest.settings.VARIABLES`."""
 
+    trial_home: str = ""
+    trial_drop_url: str = ""
+    trial_warehouse_url: str = ""
+    trial_landing_url: str = ""
+    trial_allocation_file: str = ""
+    trial_pseudonym_key: str = ""
+    trial_pseudonym_key_file: str = ""
+    trial_pseudonym_key_secret_id: str = ""
+    trial_landing_key: str = ""
+    trial_landing_key_file: str = ""
+    trial_landing_key_secret_id: str = ""
+    trial_landing_s3_sse: str = ""
+    trial_sftp_key_file: str = ""
+    trial_sftp_host_key: str = ""
+    trial_sftp_known_hosts: str = ""
+    trial_retention_days: str = ""
+    trial_quality_dir: str = ""
+    dagster_home: str = ""
+    trial_dagster_pg_url: str = ""
 
-def trial_home(env: Mapping[str, str]) -> Path:
-    """Where the embedded defaults live (DuckDB warehouse, Dagster home): TRIAL_HOME or ./var."""
-    return Path(env.get(TRIAL_HOME) or DEFAULT_TRIAL_HOME).expanduser().absolute()
-
-
-def default_warehouse_url(env: Mapping[str, str]) -> str:
-    return f"duckdb:///{trial_home(env) / 'warehouse.duckdb'}"
-
-
-def warehouse_kind(env: Mapping[str, str]) -> str:
-    """The warehouse's kind as the Dagster UI labels it: `duckdb` or `postgres`."""
-    url = env.get(WAREHOUSE_URL, "").strip() or default_warehouse_url(env)
-    backend = url.split(":", 1)[0].split("+", 1)[0].lower()
-    return "postgres" if backend.startswith("postgres") else backend
-
-
-def _required(value: str, variable: str, what: str) -> str:
-    if not value.strip():
-        raise ConfigurationError(f"{variable} is not set: it names {what}")
-    return value.strip()
+    def get(self) -> Settings:
+        values = {variable: getattr(self, setting_field(variable)) for variable in VARIABLES}
+        return Settings.from_env(values)
 
 
 class TrialKeysResource(ConfigurableResource):  # type: ignore[type-arg]
-    """The pseudonymisation key and the landing-store key: each as key text or a key file.
+    """The pseudonymisation key and the landing-store key, each from exactly one source (key
+    text, a key file or a Secrets Manager secret), as `pseudonymise.keys.load_key` decides."""
 
-    `pseudonymise.keys.load_key` decides, exactly as it does everywhere else, that exactly one
-    source is set per key and that a key file is readable by the service only.
-    """
-
-    pseudonym_key: str = ""
-    pseudonym_key_file: str = ""
-    landing_key: str = ""
-    landing_key_file: str = ""
+    settings: ServiceSettings
 
     def pseudonym(self) -> TrialKey:
-        return load_key(
-            "PSEUDONYM",
-            {PSEUDONYM_KEY: self.pseudonym_key, PSEUDONYM_KEY_FILE: self.pseudonym_key_file},
-        )
+        return load_key("PSEUDONYM", self.settings.get().key_variables("PSEUDONYM"))
 
     def landing(self) -> TrialKey:
-        return load_key(
-            "LANDING", {LANDING_KEY: self.landing_key, LANDING_KEY_FILE: self.landing_key_file}
-        )
+        return load_key("LANDING", self.settings.get().key_variables("LANDING"))
 
 
 class DropResource(ConfigurableResource):  # type: ignore[type-arg]
     """The LA drop (TRIAL_DROP_URL). Files are fingerprinted under the landing key: the key of
     the raw-file side of the service, so the sensor never needs the pseudonymisation key."""
 
-    url: str = ""
-    trial_keys: TrialKeysResource
+    settings: ServiceSettings
+    _drop: Drop | None = PrivateAttr(default=None)
 
-    def open(self) -> Drop:
-        from ingest.storage.drop import open_drop
+    def get(self) -> Drop:
+        """The drop, opened on first use in this run or tick."""
+        if self._drop is None:
+            from ingest.storage.drop import open_configured_drop
 
-        return open_drop(_required(self.url, DROP_URL, "the LA drop"), self.trial_keys.landing())
+            self._drop = open_configured_drop(self.settings.get())
+        return self._drop
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._drop is not None:
+            self._drop.close()  # an SFTP drop's session ends with the run or tick
 
 
 class LandingResource(ConfigurableResource):  # type: ignore[type-arg]
     """The encrypted landing store of raw files (TRIAL_LANDING_URL)."""
 
-    url: str = ""
-    trial_keys: TrialKeysResource
+    settings: ServiceSettings
+    _landing: Landing | None = PrivateAttr(default=None)
 
-    def open(self) -> Landing:
-        from ingest.storage.landing import open_landing
+    def get(self) -> Landing:
+        if self._landing is None:
+            from ingest.storage.landing import open_configured_landing
 
-        url = _required(self.url, LANDING_URL, "the encrypted landing store of raw files")
-        return open_landing(url, self.trial_keys.landing())
+            self._landing = open_configured_landing(self.settings.get())
+        return self._landing
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
-    """The warehouse (TRIAL_WAREHOUSE_URL, a SQLAlchemy URL)."""
+    """The warehouse (TRIAL_WAREHOUSE_URL, a SQLAlchemy URL; by default DuckDB under
+    TRIAL_HOME)."""
 
-    url: str
+    settings: ServiceSettings
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
 
-    def open(self) -> Warehouse:
-        from ingest.warehouse import Warehouse
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            from ingest.warehouse import Warehouse
 
-        return Warehouse(self.url)
+            self._warehouse = Warehouse(self.settings.get().warehouse_url)
+        return self._warehouse
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._warehouse is not None:
+            self._warehouse.dispose()  # a PostgreSQL warehouse's pool ends with the run
 
 
 class AllocationResource(ConfigurableResource):  # type: ignore[type-arg]
     """The evaluator's trial allocation file (TRIAL_ALLOCATION_FILE)."""
 
-    path: str = ""
+    settings: ServiceSettings
 
     def file(self) -> Path:
-        return Path(_required(self.path, ALLOCATION_FILE, "the trial allocation CSV"))
+        return Path(self.settings.get().require(ALLOCATION_FILE, "the trial allocation CSV"))
 
 
-def _from_env(env: Mapping[str, str], variable: str, default: str = "") -> str:
-    """An `EnvVar` when the variable is set (the UI then masks it), else the default."""
-    return EnvVar(variable) if env.get(variable, "").strip() else default
+def _from_env(env: Mapping[str, str], variable: str) -> Any:
+    """An `EnvVar` when the variable is set (the UI then masks it), else empty."""
+    return EnvVar(variable) if env.get(variable, "").strip() else ""
 
 
-def build_resources(
-    env: Mapping[str, str] | None = None,
-) -> dict[str, ConfigurableResource]:  # type: ignore[type-arg]
-    """The resources keyed as the assets and the sensor ask for them."""
-    env = os.environ if env is None else env
-    trial_keys = TrialKeysResource(
-        pseudonym_key=_from_env(env, PSEUDONYM_KEY),
-        pseudonym_key_file=_from_env(env, PSEUDONYM_KEY_FILE),
-        landing_key=_from_env(env, LANDING_KEY),
-        landing_key_file=_from_env(env, LANDING_KEY_FILE),
+def build_resources(env: Mapping[str, str]) -> dict[str, ConfigurableResource]:  # type: ignore[type-arg]
+    """The resources keyed as the assets, checks, sensors and schedules ask for them."""
+    settings = ServiceSettings(
+        **{setting_field(variable): _from_env(env, variable) for variable in VARIABLES}
     )
+    trial_keys = TrialKeysResource(settings=settings)
     return {
+        "settings": settings,
         "trial_keys": trial_keys,
-        "drop": DropResource(url=_from_env(env, DROP_URL), trial_keys=trial_keys),
-        "landing": LandingResource(url=_from_env(env, LANDING_URL), trial_keys=trial_keys),
-        "warehouse": WarehouseResource(
-            url=_from_env(env, WAREHOUSE_URL, default_warehouse_url(env))
-        ),
-        "allocation": AllocationResource(path=_from_env(env, ALLOCATION_FILE)),
+        "drop": DropResource(settings=settings),
+        "landing": LandingResource(settings=settings),
+        "warehouse": WarehouseResource(settings=settings),
+        "allocation": AllocationResource(settings=settings),
     }
 
 
 __all__ = [
     "AllocationResource",
-    "ConfigurationError",
     "DropResource",
-    "KeyConfigError",
     "LandingResource",
+    "ServiceSettings",
     "TrialKeysResource",
     "WarehouseResource",
     "build_resources",
-    "default_warehouse_url",
-    "trial_home",
+    "setting_field",
 ]

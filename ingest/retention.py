@@ -14,16 +14,12 @@ next run retries it. Running twice deletes nothing more and logs nothing twice.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ingest.storage.landing import LandedFile, Landing
+from ingest.settings import Settings
+from ingest.storage.landing import LandedFile, Landing, open_configured_landing
 from ingest.warehouse import Warehouse
-
-RETENTION_DAYS_VARIABLE = "TRIAL_RETENTION_DAYS"
-DEFAULT_RETENTION_DAYS = 730
 
 _log = logging.getLogger(__name__)
 
@@ -46,36 +42,6 @@ class RetentionResult:
     def counts(self) -> dict[str, int]:
         """What a run shows: counts only."""
         return {"deleted": len(self.deleted), "failed": len(self.failed)}
-
-
-def retention_days(env: Mapping[str, str] | None = None) -> int:
-    """TRIAL_RETENTION_DAYS, a whole number of days of at least 1 (default 730)."""
-    env = os.environ if env is None else env
-    text = env.get(RETENTION_DAYS_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_RETENTION_DAYS
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{RETENTION_DAYS_VARIABLE} must be a whole number of days, at least 1")
-    return int(text)
-
-
-def landing_from_env(env: Mapping[str, str]) -> Landing:
-    """The landing store the service is configured with (TRIAL_LANDING_URL, landing key)."""
-    from ingest.resources import LANDING_URL, ConfigurationError
-    from ingest.storage.landing import open_landing
-    from pseudonymise.keys import load_key
-
-    url = env.get(LANDING_URL, "").strip()
-    if not url:
-        raise ConfigurationError(f"{LANDING_URL} is not set: it names the landing store")
-    return open_landing(url, load_key("LANDING", env), env)
-
-
-def warehouse_url_from_env(env: Mapping[str, str]) -> str:
-    """TRIAL_WAREHOUSE_URL, or the embedded DuckDB default under TRIAL_HOME."""
-    from ingest.resources import WAREHOUSE_URL, default_warehouse_url
-
-    return env.get(WAREHOUSE_URL, "").strip() or default_warehouse_url(env)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:
@@ -136,16 +102,15 @@ def _delete_one(
     return None
 
 
-def main_retention(*, dry_run: bool = False, env: Mapping[str, str] | None = None) -> int:
+def main_retention(settings: Settings, *, dry_run: bool = False) -> int:
     """`trial-ingest retention [--dry-run]`: counts only; exit 1 if a deletion failed."""
     from datetime import UTC
 
-    env = os.environ if env is None else env
-    days = retention_days(env)
-    warehouse = Warehouse(warehouse_url_from_env(env))
+    days = settings.retention_days
+    warehouse = Warehouse(settings.warehouse_url)
     try:
         result = apply_retention(
-            landing_from_env(env),
+            open_configured_landing(settings),
             warehouse,
             now=datetime.now(UTC),
             retention_days=days,

@@ -2,21 +2,20 @@
 
 Through the same definitions and instance as the UI (so its runs show there): load the
 allocation, evaluate `la_drop_sensor` once, then execute each requested run in turn and read
-what became of its file from the audit table. Settings come from the environment (see
-`ingest.resources`); the instance is prepared by `ingest.instance`.
+what became of its file from the audit table. Settings come from `ingest.settings`; the
+instance is prepared by `ingest.instance`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.instance import RunnerError, dagster_home, service_environment, service_instance
+from ingest.instance import RunnerError, service_environment, service_instance, service_settings
 from ingest.outcomes import FileOutcome, RunSummary
-from ingest.resources import DROP_URL, LANDING_URL
+from ingest.settings import DROP_URL, LANDING_URL, Settings, process_environment
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance, Definitions, RunRequest
@@ -39,16 +38,18 @@ def run_once(
     `on_file` is told of each file as its run ends; `verbose` shows Dagster's own events on the
     terminal (they are always in the event log, for the UI).
     """
-    env = service_environment(os.environ if env is None else env)
-    check_configuration(env)
+    env = process_environment() if env is None else env
+    settings = service_settings(env)
+    env = service_environment(env, settings)
+    check_configuration(settings)
     console = VERBOSE_CONSOLE if verbose else QUIET_CONSOLE
     files: list[FileOutcome] = []
-    with service_instance(env) as (defs, instance):
+    with service_instance(env, settings) as (defs, instance):
         load_allocation(defs, instance, console=console)
         requests, note = requested_runs(defs, instance)
-        with sqlite_storage_held_open(dagster_home(env)), _warehouse_held_open(env):
+        with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
             for request in requests:
-                outcome = execute_request(defs, instance, request, env, console=console)
+                outcome = execute_request(defs, instance, request, settings, console=console)
                 files.append(outcome)
                 if on_file is not None:
                     on_file(outcome)
@@ -79,9 +80,9 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _warehouse_held_open(env: Mapping[str, str]) -> Iterator[None]:
+def _warehouse_held_open(settings: Settings) -> Iterator[None]:
     """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`)."""
-    warehouse = warehouse_at(env)
+    warehouse = warehouse_at(settings)
     try:
         with warehouse.held_open():
             yield
@@ -89,20 +90,20 @@ def _warehouse_held_open(env: Mapping[str, str]) -> Iterator[None]:
         warehouse.dispose()
 
 
-def check_configuration(env: Mapping[str, str]) -> None:
+def check_configuration(settings: Settings) -> None:
     """Refuse to start, saying what to set, rather than fail every run the same way."""
     from ingest.assets.partitions import allocated_las
     from pseudonymise.keys import KeyConfigError, load_key
 
-    problem = allocated_las(env).problem
+    problem = allocated_las(settings).problem
     if problem:
         raise RunnerError(problem)
-    for variable in (DROP_URL, LANDING_URL):
-        if not env.get(variable, "").strip():
+    for variable, value in ((DROP_URL, settings.drop_url), (LANDING_URL, settings.landing_url)):
+        if value is None:
             raise RunnerError(f"{variable} is not set")
     for purpose in ("PSEUDONYM", "LANDING"):
         try:
-            load_key(purpose, env)
+            load_key(purpose, settings.key_variables(purpose))
         except KeyConfigError as exc:
             problem = str(exc)
         if problem:
@@ -149,7 +150,7 @@ def execute_request(
     defs: Definitions,
     instance: DagsterInstance,
     request: RunRequest,
-    env: Mapping[str, str],
+    settings: Settings,
     *,
     console: Mapping[str, object] = QUIET_CONSOLE,
 ) -> FileOutcome:
@@ -173,17 +174,17 @@ def execute_request(
         run_id=result.run_id,
         succeeded=result.success,
         submission_id=submission_id,
-        audit=tuple(_audit_rows(env, la_code, submission_id)),
+        audit=tuple(_audit_rows(settings, la_code, submission_id)),
     )
 
 
 def _audit_rows(
-    env: Mapping[str, str], la_code: str, submission_id: str | None
+    settings: Settings, la_code: str, submission_id: str | None
 ) -> list[SubmissionRecord]:
     """The audit rows of the submission's latest receipt."""
     if submission_id is None:
         return []
-    warehouse = warehouse_at(env)
+    warehouse = warehouse_at(settings)
     try:
         rows = [r for r in warehouse.submissions(la_code) if r.submission_id == submission_id]
     finally:
@@ -194,9 +195,8 @@ def _audit_rows(
     return [r for r in rows if r.receipt_id == latest]
 
 
-def warehouse_at(env: Mapping[str, str]) -> Warehouse:
+def warehouse_at(settings: Settings) -> Warehouse:
     """The warehouse the settings name: TRIAL_WAREHOUSE_URL, or the DuckDB default."""
-    from ingest.resources import WAREHOUSE_URL, default_warehouse_url
     from ingest.warehouse import Warehouse
 
-    return Warehouse(env.get(WAREHOUSE_URL) or default_warehouse_url(env))
+    return Warehouse(settings.warehouse_url)

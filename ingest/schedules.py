@@ -17,7 +17,7 @@ from dagster import (
     op,
 )
 
-from ingest.resources import LandingResource, WarehouseResource
+from ingest.resources import LandingResource, ServiceSettings, WarehouseResource
 
 RETENTION_JOB = "apply_retention"
 RETENTION_SCHEDULE = "daily_retention"
@@ -26,17 +26,18 @@ RETENTION_CRON = "30 2 * * *"  # daily, at a quiet hour (UTC)
 
 @op(name="delete_expired_raw_files")
 def delete_expired_raw_files(
-    context: OpExecutionContext, landing: LandingResource, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    landing: LandingResource,
+    warehouse: WarehouseResource,
+    settings: ServiceSettings,
 ) -> Output[None]:
     """Delete landed raw files older than TRIAL_RETENTION_DAYS; log each in ops.retention_log."""
-    from ingest.retention import apply_retention, retention_days
+    from ingest.retention import apply_retention
 
-    days = retention_days()
-    store = warehouse.open()
-    try:
-        result = apply_retention(landing.open(), store, now=datetime.now(UTC), retention_days=days)
-    finally:
-        store.dispose()
+    days = settings.get().retention_days
+    result = apply_retention(
+        landing.get(), warehouse.get(), now=datetime.now(UTC), retention_days=days
+    )
     metadata = {**result.counts, "retention_days": days}
     context.log.info(
         f"retention: {result.counts['deleted']} raw file(s) deleted, "

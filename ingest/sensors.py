@@ -15,7 +15,6 @@ broken file is not retried every tick: re-execute its run from the UI, or `trial
 which tries everything still in the inboxes.
 """
 
-import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from ingest.assets.partitions import AllocatedLAs
 from ingest.jobs import ALLOCATION_KEY, DROP_OBJECT_TAG, LA_TAG, return_run_config
-from ingest.resources import ConfigurationError, DropResource
+from ingest.resources import DropResource
+from ingest.settings import ConfigurationError
 from ingest.storage.drop import Drop, DropError, DropObject
 from pseudonymise.keys import KeyConfigError
 
@@ -213,7 +213,7 @@ def build_la_drop_sensor(
     )
     def la_drop_sensor(context: SensorEvaluationContext, drop: DropResource) -> SensorResult:
         try:
-            opened = drop.open()
+            opened = drop.get()
         except (
             ConfigurationError,
             KeyConfigError,
@@ -222,8 +222,7 @@ def build_la_drop_sensor(
             NotImplementedError,
         ) as exc:
             raise DropUnavailable(str(exc)) from None
-        with contextlib.closing(opened):  # an SFTP drop's connection ends with the tick
-            return evaluate_drop(context, opened, allocated, job.name)
+        return evaluate_drop(context, opened, allocated, job.name)
 
     return la_drop_sensor
 

@@ -17,7 +17,8 @@ into a key when one is needed.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,8 @@ class ConfigurationError(RuntimeError):
 
 @dataclass(frozen=True)
 class SftpSettings:
-    """The SFTP drop's login key and the server's pinned host key(s): exactly one of the two."""
+    """The SFTP drop's login key file and the server's pinned host key(s): key lines or a
+    known_hosts file (the drop refuses both, or neither, when it opens)."""
 
     key_file: str | None = None
     host_key_lines: str | None = None
@@ -104,7 +106,7 @@ class Settings:
             allocation_file=_path(values.get(ALLOCATION_FILE)),
             key_sources={name: values[name] for name in KEY_VARIABLES if name in values},
             landing_s3_sse=_sse(values.get(LANDING_S3_SSE), problems),
-            sftp=_sftp(values, problems),
+            sftp=_sftp(values),
             retention_days=_retention_days(values.get(RETENTION_DAYS), problems),
             quality_dir=_path(values.get(QUALITY_DIR)) or home / "quality",
             dagster_home=_path(values.get(DAGSTER_HOME)) or home / "dagster",
@@ -135,6 +137,29 @@ class Settings:
         if value is None:
             raise ConfigurationError(f"{variable} is not set: it names {what}")
         return str(value)
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of the process's environment: what a command hands on to Dagster and its child
+    processes."""
+    return dict(os.environ)
+
+
+@contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Run with exactly `env` as the process environment, then put the old one back.
+
+    Dagster resolves the resources' `EnvVar`s from the process environment when a run or a
+    sensor tick starts, so a command runs its Dagster work inside this.
+    """
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def duckdb_url(path: Path) -> str:
@@ -169,9 +194,7 @@ def _retention_days(text: str | None, problems: list[str]) -> int:
     return int(text)
 
 
-def _sftp(values: Mapping[str, str], problems: list[str]) -> SftpSettings:
-    if SFTP_HOST_KEY in values and SFTP_KNOWN_HOSTS in values:
-        problems.append(f"both {SFTP_HOST_KEY} and {SFTP_KNOWN_HOSTS} are set: set only one")
+def _sftp(values: Mapping[str, str]) -> SftpSettings:
     return SftpSettings(
         key_file=values.get(SFTP_KEY_FILE),
         host_key_lines=values.get(SFTP_HOST_KEY),

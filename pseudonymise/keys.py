@@ -209,7 +209,7 @@ def _variable(purpose: str, provider: KeyProvider) -> str:
 
 def load_key(
     purpose: str,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     *,
     providers: tuple[KeyProvider, ...] = KEY_PROVIDERS,
 ) -> TrialKey:
@@ -220,7 +220,6 @@ def load_key(
     """
     if purpose not in PURPOSES:
         raise ValueError(f"key purpose must be one of {', '.join(PURPOSES)}")
-    env = os.environ if env is None else env
     chosen = [p for p in providers if env.get(_variable(purpose, p), "").strip()]
     names = [_variable(purpose, p) for p in providers]
     if not chosen:

@@ -30,12 +30,14 @@ from ingest.jobs import ALLOCATION_KEY, RETURN_JOB, clean_asset_key
 from ingest.outcomes import RunSummary
 from ingest.resources import (
     DropResource,
+    ServiceSettings,
     TrialKeysResource,
     WarehouseResource,
     build_resources,
 )
 from ingest.runner import run_once
 from ingest.sensors import SENSOR_NAME
+from ingest.settings import Settings
 from ingest.warehouse import Warehouse
 from pseudonymise.keys import new_key_text
 from schemas.datasets import DATASETS
@@ -157,7 +159,7 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrialSe
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    prepare_dagster_home(settings)
+    prepare_dagster_home(Settings.from_env(settings))
     yield TrialService(root=tmp_path, env=dict(os.environ))
 
 
@@ -197,7 +199,10 @@ def test_definitions_load_without_an_allocation(monkeypatch: pytest.MonkeyPatch)
 
     Definitions.validate_loadable(defs)
     assert defs.resolve_sensor_def(SENSOR_NAME) is not None
-    assert allocated_las({}).problem == "TRIAL_ALLOCATION_FILE is not set: no LA inbox is watched"
+    assert (
+        allocated_las(Settings.from_env({})).problem
+        == "TRIAL_ALLOCATION_FILE is not set: no LA inbox is watched"
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,7 +220,7 @@ def test_a_bad_allocation_leaves_no_partitions_and_says_why(
     path = tmp_path / "allocation.csv"
     path.write_text(content)
 
-    allocated = allocated_las({"TRIAL_ALLOCATION_FILE": str(path)})
+    allocated = allocated_las(Settings.from_env({"TRIAL_ALLOCATION_FILE": str(path)}))
 
     assert allocated.la_codes == ()
     assert allocated.problem == f"TRIAL_ALLOCATION_FILE: {problem}"
@@ -227,15 +232,19 @@ def test_settings_from_the_environment_reach_the_ui_as_variable_names() -> None:
 
     resources = build_resources(env)
 
-    keys, drop, warehouse = (resources[k] for k in ("trial_keys", "drop", "warehouse"))
+    settings, keys, drop, warehouse = (
+        resources[k] for k in ("settings", "trial_keys", "drop", "warehouse")
+    )
+    assert isinstance(settings, ServiceSettings)
     assert isinstance(keys, TrialKeysResource)
     assert isinstance(drop, DropResource)
     assert isinstance(warehouse, WarehouseResource)
-    assert isinstance(keys.pseudonym_key, EnvVar)
-    assert keys.pseudonym_key == "TRIAL_PSEUDONYM_KEY"  # the name, never the key
-    assert keys.pseudonym_key_file == ""
-    assert drop.url == "TRIAL_DROP_URL"
-    assert warehouse.url.startswith("duckdb:///")
+    assert keys.settings is drop.settings is warehouse.settings is settings
+    assert isinstance(settings.trial_pseudonym_key, EnvVar)
+    assert settings.trial_pseudonym_key == "TRIAL_PSEUDONYM_KEY"  # the name, never the key
+    assert settings.trial_pseudonym_key_file == ""
+    assert settings.trial_drop_url == "TRIAL_DROP_URL"
+    assert settings.trial_warehouse_url == ""  # unset: the DuckDB default under TRIAL_HOME
 
 
 # --- the instance ----------------------------------------------------------------------------
@@ -260,7 +269,7 @@ def test_an_operators_own_instance_configuration_is_left_alone(tmp_path: Path) -
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
-    prepare_dagster_home({"DAGSTER_HOME": str(home)})
+    prepare_dagster_home(Settings.from_env({"DAGSTER_HOME": str(home)}))
 
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
 
@@ -268,7 +277,7 @@ def test_an_operators_own_instance_configuration_is_left_alone(tmp_path: Path) -
 def test_postgres_storage_is_chosen_by_the_environment(tmp_path: Path) -> None:
     env = {"DAGSTER_HOME": str(tmp_path), "TRIAL_DAGSTER_PG_URL": "postgresql://x@db/dagster"}
 
-    prepare_dagster_home(env)
+    prepare_dagster_home(Settings.from_env(env))
 
     text = (tmp_path / "dagster.yaml").read_text()
     assert "postgres_url:\n      env: TRIAL_DAGSTER_PG_URL" in text
@@ -295,7 +304,7 @@ def test_dagsters_own_storage_classes_read_what_the_instance_wrote(
         return 1
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    home = prepare_dagster_home({"DAGSTER_HOME": str(tmp_path)})
+    home = prepare_dagster_home(Settings.from_env({"DAGSTER_HOME": str(tmp_path)}))
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage).__name__ == "CachedEngineSqliteEventLogStorage"
         result = materialize([counted], instance=instance)

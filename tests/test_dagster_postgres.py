@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from e2e import libpq_url, postgres_available, postgres_database
 from test_dagster_definitions import TrialService, people_csv, service
 
-from ingest.instance import environment
+from ingest.settings import environment
 
 __all__ = ["service"]
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from dagster import AssetCheckSeverity, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from test_dagster_definitions import TrialService, episodes_csv, people_csv, service
 
-from ingest.instance import RunnerError, environment
+from ingest.instance import RunnerError
 from ingest.jobs import (
     DROP_OBJECT_TAG,
     LA_TAG,
@@ -23,6 +23,7 @@ from ingest.jobs import (
 )
 from ingest.outcomes import FileOutcome
 from ingest.release import release_held
+from ingest.settings import environment
 from ingest.storage.drop import open_drop
 from pseudonymise.keys import load_key
 
@@ -117,7 +118,9 @@ def test_a_run_launched_by_the_sensor_on_a_new_service_loads_its_file(
     service: TrialService,
 ) -> None:
     service.deliver("201", "people.csv", people_csv(3))
-    [listed] = open_drop(service.env["TRIAL_DROP_URL"], load_key("LANDING")).list_inbox("201")
+    [listed] = open_drop(
+        service.env["TRIAL_DROP_URL"], load_key("LANDING", service.env)
+    ).list_inbox("201")
 
     succeeded, _ = rerun(
         service, "201", fingerprint=listed.fingerprint, tags={DROP_OBJECT_TAG: listed.fingerprint}
@@ -132,7 +135,9 @@ def test_a_run_whose_file_left_the_inbox_does_nothing_and_succeeds(
     service: TrialService,
 ) -> None:
     path = service.deliver("201", "people.csv", people_csv(3))
-    [listed] = open_drop(service.env["TRIAL_DROP_URL"], load_key("LANDING")).list_inbox("201")
+    [listed] = open_drop(
+        service.env["TRIAL_DROP_URL"], load_key("LANDING", service.env)
+    ).list_inbox("201")
     service.deliver("201", "people.csv", people_csv(4))  # corrected before the run started
 
     succeeded, _ = rerun(

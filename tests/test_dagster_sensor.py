@@ -120,7 +120,7 @@ def test_files_are_requested_in_upload_order(
 
     data = tick(service, instance)
 
-    drop = open_drop(service.env["TRIAL_DROP_URL"], load_key("LANDING"))
+    drop = open_drop(service.env["TRIAL_DROP_URL"], load_key("LANDING", service.env))
     order = [
         obj.fingerprint
         for la in ("201", "202")

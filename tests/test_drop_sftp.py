@@ -26,6 +26,7 @@ from servers import (
     write_private_key,
 )
 
+from ingest.settings import Settings, SftpSettings
 from ingest.storage.drop import DropError, DropObject, DropObjectChanged, compute_fingerprint
 from ingest.storage.drop.sftp import RetryPolicy, SftpDrop, open_sftp_drop
 from ingest.storage.drop.sftp_connection import (
@@ -48,7 +49,7 @@ FAST = SftpTimeouts(connect=2, banner=0.3, auth=2, channel=2, request=5)
 
 @pytest.fixture
 def drop(sftp_site: SftpSite, key: TrialKey) -> Iterator[SftpDrop]:
-    with open_sftp_drop(sftp_site.url, key) as opened:
+    with open_sftp_drop(sftp_site.url, key, _sftp()) as opened:
         yield opened
 
 
@@ -68,7 +69,7 @@ def _drop_with(
     """A drop with fast timeouts and a recorded sleep, configured from the environment."""
     target = parse_sftp_url(url)
     connector = SftpConnector(
-        target, load_user_key(os.environ), pinned_host_keys(target, os.environ), FAST
+        target, load_user_key(_sftp().key_file), pinned_host_keys(target, _sftp()), FAST
     )
     return SftpDrop(connector, key, retry=RetryPolicy(attempts=attempts), sleep=sleep or Sleeps())
 
@@ -112,7 +113,7 @@ def any_site(request: pytest.FixtureRequest) -> SftpSite | OpenSshSite:
 
 @pytest.fixture
 def any_drop(any_site: SftpSite | OpenSshSite, key: TrialKey) -> Iterator[SftpDrop]:
-    with open_sftp_drop(any_site.url, key) as opened:
+    with open_sftp_drop(any_site.url, key, _sftp()) as opened:
         yield opened
 
 
@@ -295,7 +296,7 @@ def test_the_pinned_host_key_can_come_from_a_hashed_known_hosts_file(
     monkeypatch.setenv("TRIAL_SFTP_KNOWN_HOSTS", str(known_hosts))
     (sftp_site.root / "901").mkdir()
 
-    with open_sftp_drop(sftp_site.url, key) as drop:
+    with open_sftp_drop(sftp_site.url, key, _sftp()) as drop:
         assert drop.la_codes_present() == ["901"]
     assert known_hosts.read_text() == f"{hashed_name} {server.host_key_line}\n"
 
@@ -360,7 +361,7 @@ def test_no_pinned_host_key_refuses_to_start(
     before = sftp_site.server.connections
 
     with pytest.raises(SftpConfigError, match="TRIAL_SFTP_HOST_KEY"):
-        open_sftp_drop(sftp_site.url, key)
+        open_sftp_drop(sftp_site.url, key, _sftp())
     assert sftp_site.server.connections == before
 
 
@@ -458,7 +459,7 @@ def test_a_private_key_that_others_can_read_is_refused(sftp_site: SftpSite, key:
     sftp_site.client_key_file.chmod(0o644)
 
     with pytest.raises(SftpConfigError, match="group or others have access"):
-        open_sftp_drop(sftp_site.url, key)
+        open_sftp_drop(sftp_site.url, key, _sftp())
 
 
 @pytest.mark.parametrize(
@@ -472,7 +473,7 @@ def test_a_private_key_that_others_can_read_is_refused(sftp_site: SftpSite, key:
 )
 def test_unusable_host_key_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(SftpConfigError):
-        pinned_host_keys(parse_sftp_url("sftp://svc@127.0.0.1:2222/drop"), env)
+        pinned_host_keys(parse_sftp_url("sftp://svc@127.0.0.1:2222/drop"), _sftp(env))
 
 
 @pytest.mark.parametrize(
@@ -532,7 +533,7 @@ def _key_type_and_blob(line: str) -> tuple[str, bytes]:
 
 
 def test_a_drop_that_is_let_go_closes_its_connection(sftp_site: SftpSite, key: TrialKey) -> None:
-    drop = open_sftp_drop(sftp_site.url, key)
+    drop = open_sftp_drop(sftp_site.url, key, _sftp())
     drop.la_codes_present()
     assert drop._client is not None
     transport = drop._client.get_transport()
@@ -542,3 +543,8 @@ def test_a_drop_that_is_let_go_closes_its_connection(sftp_site: SftpSite, key: T
     gc.collect()
 
     assert not transport.is_active()
+
+
+def _sftp(env: dict[str, str] | None = None) -> SftpSettings:
+    """The SFTP settings in `env`, by default the environment the test has set up."""
+    return Settings.from_env(env).sftp

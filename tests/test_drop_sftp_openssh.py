@@ -9,13 +9,13 @@ LAs will really use, which fail closed. The end-to-end run over sshd is the `ope
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import paramiko
 import pytest
 from servers import OpenSshSite, generate_key_pair
 
+from ingest.settings import Settings, SftpSettings
 from ingest.storage.drop.sftp import RetryPolicy, SftpDrop, open_sftp_drop
 from ingest.storage.drop.sftp_connection import (
     HostKeyMismatch,
@@ -37,7 +37,7 @@ def _drop_with(url: str, key: TrialKey) -> SftpDrop:
     """One attempt only, configured from the environment: a retry would hide a failure."""
     target = parse_sftp_url(url)
     connector = SftpConnector(
-        target, load_user_key(os.environ), pinned_host_keys(target, os.environ), FAST
+        target, load_user_key(_sftp().key_file), pinned_host_keys(target, _sftp()), FAST
     )
     return SftpDrop(connector, key, retry=RetryPolicy(attempts=1))
 
@@ -91,7 +91,7 @@ def test_nothing_pinned_refuses_to_start(
     monkeypatch.delenv("TRIAL_SFTP_HOST_KEY")
 
     with pytest.raises(SftpConfigError, match="needs the server's host key pinned"):
-        open_sftp_drop(openssh_site.url, key)
+        open_sftp_drop(openssh_site.url, key, _sftp())
 
 
 def test_the_real_host_key_from_a_known_hosts_file_is_accepted(
@@ -104,7 +104,7 @@ def test_the_real_host_key_from_a_known_hosts_file_is_accepted(
     monkeypatch.setenv("TRIAL_SFTP_KNOWN_HOSTS", str(known_hosts))
     (openssh_site.root / "901").mkdir()
 
-    with open_sftp_drop(openssh_site.url, key) as drop:
+    with open_sftp_drop(openssh_site.url, key, _sftp()) as drop:
         assert drop.la_codes_present() == ["901"]
 
 
@@ -116,3 +116,8 @@ def test_a_key_sshd_does_not_authorise_is_refused(
 
     with pytest.raises(SftpAuthError, match="refused the login"):
         _drop_with(openssh_site.url, key).la_codes_present()
+
+
+def _sftp(env: dict[str, str] | None = None) -> SftpSettings:
+    """The SFTP settings in `env`, by default the environment the test has set up."""
+    return Settings.from_env(env).sftp

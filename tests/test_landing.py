@@ -288,7 +288,7 @@ def test_open_landing_on_s3_opens_the_s3_store(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # a client is made, nothing is sent
 
-    store = open_landing("s3://trial-landing/raw", KEY, {"TRIAL_LANDING_S3_SSE": "AES256"})
+    store = open_landing("s3://trial-landing/raw", KEY, "AES256")
 
     assert isinstance(store, S3LandingStore)
     assert (store.bucket, store.prefix) == ("trial-landing", "raw/")

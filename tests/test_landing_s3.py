@@ -31,7 +31,7 @@ RECEIVED = datetime(2025, 3, 31, 14, 5, 6, tzinfo=UTC)
 
 @pytest.fixture
 def store(s3_bucket: S3Bucket) -> S3LandingStore:
-    return open_s3_landing(s3_bucket.url("landing"), KEY, env={})
+    return open_s3_landing(s3_bucket.url("landing"), KEY)
 
 
 def land(store: S3LandingStore, content: bytes = CANARY, la_code: str = "201") -> LandedFile:
@@ -106,7 +106,7 @@ def test_the_sidecar_is_small_json_without_a_file_name(
 def test_server_side_encryption_is_requested_on_top_when_configured(
     s3_bucket: S3Bucket,
 ) -> None:
-    store = open_s3_landing(s3_bucket.url("landing"), KEY, env={"TRIAL_LANDING_S3_SSE": "AES256"})
+    store = open_s3_landing(s3_bucket.url("landing"), KEY, "AES256")
     landed = land(store)
 
     for key in (_blob_key(landed), _sidecar_key(landed)):
@@ -118,7 +118,7 @@ def test_server_side_encryption_is_requested_on_top_when_configured(
 
 def test_an_unknown_server_side_encryption_is_refused(s3_bucket: S3Bucket) -> None:
     with pytest.raises(ValueError, match="TRIAL_LANDING_S3_SSE"):
-        open_s3_landing(s3_bucket.url("landing"), KEY, env={"TRIAL_LANDING_S3_SSE": "yes"})
+        open_s3_landing(s3_bucket.url("landing"), KEY, "yes")
 
 
 def test_received_time_is_kept_in_utc(store: S3LandingStore) -> None:
@@ -204,7 +204,7 @@ def test_a_corrupt_sidecar_is_an_integrity_error(
 
 def test_another_key_is_refused(s3_bucket: S3Bucket, store: S3LandingStore) -> None:
     landed = land(store)
-    other = open_s3_landing(s3_bucket.url("landing"), OTHER_KEY, env={})
+    other = open_s3_landing(s3_bucket.url("landing"), OTHER_KEY)
 
     with pytest.raises(LandingKeyMismatch, match=KEY.key_id):
         other.get("201", landed.submission_id)
@@ -251,7 +251,7 @@ def test_a_blob_without_its_sidecar_is_not_landed(
 
 def test_listing_follows_every_page(s3_bucket: S3Bucket) -> None:
     """More than one page of keys (the server's page is 1000; ask for 2 at a time here)."""
-    store = open_s3_landing(s3_bucket.url("landing"), KEY, env={})
+    store = open_s3_landing(s3_bucket.url("landing"), KEY)
     contents = [f"return {number}".encode() for number in range(3)]
     for content in contents:
         land(store, content)
@@ -292,7 +292,7 @@ def test_older_than_needs_an_aware_cutoff(store: S3LandingStore) -> None:
 
 
 def test_an_unreachable_bucket_is_a_landing_error(s3_bucket: S3Bucket) -> None:
-    store = open_s3_landing("s3://no-such-bucket-here/landing", KEY, env={})
+    store = open_s3_landing("s3://no-such-bucket-here/landing", KEY)
 
     with pytest.raises(LandingError, match="NoSuchBucket") as raised:
         land(store)

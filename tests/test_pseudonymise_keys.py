@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.settings import Settings
 from pseudonymise.keys import (
     KeyConfigError,
     TrialKey,
@@ -149,7 +150,8 @@ def test_load_from_file(tmp_path: Path) -> None:
 def test_load_from_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAL_PSEUDONYM_KEY", KEY_TEXT)
     monkeypatch.delenv("TRIAL_PSEUDONYM_KEY_FILE", raising=False)
-    assert load_key("PSEUDONYM").secret == SECRET
+    settings = Settings.from_env()
+    assert load_key("PSEUDONYM", settings.key_variables("PSEUDONYM")).secret == SECRET
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o620, 0o601, 0o660])

@@ -27,7 +27,7 @@ from ingest.quality import (
     render_quality_markdown,
     suite_specs,
 )
-from ingest.resources import WarehouseResource
+from ingest.resources import ServiceSettings, WarehouseResource
 from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
@@ -152,9 +152,9 @@ def test_one_la_only(warehouse: Warehouse) -> None:
 def test_asset_writes_the_report_with_counts_only_metadata(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    asset = build_quality_report("duckdb", {"TRIAL_QUALITY_DIR": str(tmp_path)})
+    asset = build_quality_report("duckdb")
     url = warehouse.engine.url.render_as_string(hide_password=False)
-    result = materialize([asset], resources={"warehouse": WarehouseResource(url=url)})
+    result = materialize([asset], resources=_resources(url, quality_dir=str(tmp_path)))
     [event] = result.asset_materializations_for_node(asset.node_def.name)
     assert event.asset_key == QUALITY_KEY
     metadata = {key: value.value for key, value in event.metadata.items()}
@@ -176,6 +176,11 @@ def test_cli_writes_the_report(
     assert main(["quality", "--out", str(out)]) == 0
     assert "2 failed" in capsys.readouterr().out
     assert out.read_text().startswith("# Data-quality report")
+
+
+def _resources(warehouse_url: str, quality_dir: str = "") -> dict[str, object]:
+    settings = ServiceSettings(trial_warehouse_url=warehouse_url, trial_quality_dir=quality_dir)
+    return {"settings": settings, "warehouse": WarehouseResource(settings=settings)}
 
 
 def _module_level_imports(path: Path) -> set[str]:
@@ -205,8 +210,8 @@ def test_the_report_refreshes_once_after_any_clean_partition_updates() -> None:
 
     others = [AssetSpec(clean_asset_key(n), partitions_def=las) for n in DATASETS if n != "people"]
     defs = Definitions(
-        assets=[people, build_quality_report("duckdb", {}), *others],
-        resources={"warehouse": WarehouseResource(url="duckdb:///:memory:")},
+        assets=[people, build_quality_report("duckdb"), *others],
+        resources=_resources("duckdb:///:memory:"),
     )
     instance = DagsterInstance.ephemeral()
     first = evaluate_automation_conditions(defs=defs, instance=instance)

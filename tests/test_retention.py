@@ -13,14 +13,15 @@ from servers import S3Bucket
 from test_dagster_definitions import TrialService, people_csv, service
 
 from ingest.definitions import build_definitions
-from ingest.instance import environment
-from ingest.retention import (
-    DEFAULT_RETENTION_DAYS,
-    RETENTION_DAYS_VARIABLE,
-    apply_retention,
-    retention_days,
-)
+from ingest.retention import apply_retention
 from ingest.schedules import RETENTION_JOB, RETENTION_SCHEDULE
+from ingest.settings import (
+    DEFAULT_RETENTION_DAYS,
+    ConfigurationError,
+    Settings,
+    environment,
+)
+from ingest.settings import RETENTION_DAYS as RETENTION_DAYS_VARIABLE
 from ingest.storage.landing import (
     LandedFile,
     Landing,
@@ -101,7 +102,7 @@ def test_retention_deletes_and_logs_expired_files_on_a_local_store(
 def test_retention_deletes_and_logs_expired_files_on_s3(
     s3_bucket: S3Bucket, warehouse: Warehouse
 ) -> None:
-    landing = open_s3_landing(s3_bucket.url("landing"), parse_key_text(new_key_text()), {})
+    landing = open_s3_landing(s3_bucket.url("landing"), parse_key_text(new_key_text()))
     assert isinstance(landing, S3LandingStore)
     check_retention(landing, warehouse)
     assert len(s3_bucket.object_keys("landing/")) == 2 * len(KEPT_AGES)
@@ -143,11 +144,11 @@ def test_a_failure_on_one_file_is_recorded_and_the_others_are_deleted(
 
 
 def test_the_retention_period_comes_from_the_environment() -> None:
-    assert retention_days({}) == DEFAULT_RETENTION_DAYS == 730
-    assert retention_days({RETENTION_DAYS_VARIABLE: " 90 "}) == 90
+    assert Settings.from_env({}).retention_days == DEFAULT_RETENTION_DAYS == 730
+    assert Settings.from_env({RETENTION_DAYS_VARIABLE: " 90 "}).retention_days == 90
     for bad in ("0", "-5", "1.5", "two years"):
-        with pytest.raises(ValueError, match=RETENTION_DAYS_VARIABLE):
-            retention_days({RETENTION_DAYS_VARIABLE: bad})
+        with pytest.raises(ConfigurationError, match=RETENTION_DAYS_VARIABLE):
+            Settings.from_env({RETENTION_DAYS_VARIABLE: bad})
 
 
 def test_the_retention_schedule_runs_daily_by_default() -> None:
@@ -170,17 +171,15 @@ def test_the_retention_job_runs_in_dagster_and_shows_counts_only(
         monkeypatch.setenv("TRIAL_LANDING_URL", bucket.url("landing"))
         service.env = dict(os.environ)
         service.reload()
-    landing = open_landing(service.env["TRIAL_LANDING_URL"], load_key("LANDING"), {})
+    landing = open_landing(service.env["TRIAL_LANDING_URL"], load_key("LANDING", service.env))
     now = datetime.now(UTC)
     expired = land_files(landing, (800, 400))
     kept = land_files(landing, (3,), la_code="202")
-    monkeypatch.setenv(RETENTION_DAYS_VARIABLE, "365")
+    service.env[RETENTION_DAYS_VARIABLE] = "365"  # set where the code location loads
+    service.reload()
     job = service.definitions().resolve_job_def(RETENTION_JOB)
 
-    with (
-        environment(service.env | {RETENTION_DAYS_VARIABLE: "365"}),
-        DagsterInstance.get() as instance,
-    ):
+    with environment(service.env), DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance)
         run = instance.get_run_by_id(result.run_id)
 

@@ -72,13 +72,11 @@ def test_every_refusal_is_given_at_once() -> None:
             {
                 "TRIAL_RETENTION_DAYS": "two years",
                 "TRIAL_LANDING_S3_SSE": "yes",
-                "TRIAL_SFTP_HOST_KEY": "ssh-ed25519 AAAA",
-                "TRIAL_SFTP_KNOWN_HOSTS": "/etc/ssh/known_hosts",
             }
         )
 
     message = str(caught.value)
-    for variable in ("TRIAL_RETENTION_DAYS", "TRIAL_LANDING_S3_SSE", "TRIAL_SFTP_KNOWN_HOSTS"):
+    for variable in ("TRIAL_RETENTION_DAYS", "TRIAL_LANDING_S3_SSE"):
         assert variable in message
     assert "two years" not in message
 

@@ -40,7 +40,7 @@ def build_trial_allocation(warehouse_kind: str) -> AssetsDefinition:
         allocation: AllocationResource,
         warehouse: WarehouseResource,
     ) -> MaterializeResult[None]:
-        opened = warehouse.open()
+        opened = warehouse.get()
         opened.create_schema()
         rows = opened.load_allocation(allocation.file())
         arms = Counter(row.arm for row in rows)

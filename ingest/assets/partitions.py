@@ -9,14 +9,12 @@ location still loads and the sensor's ticks fail with that message instead.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from dagster import StaticPartitionsDefinition
 
 from ingest.allocation import read_allocated_codes
-from ingest.resources import ALLOCATION_FILE
+from ingest.settings import ALLOCATION_FILE, Settings
 
 
 @dataclass(frozen=True)
@@ -31,12 +29,11 @@ class AllocatedLAs:
         return StaticPartitionsDefinition(list(self.la_codes))
 
 
-def allocated_las(env: Mapping[str, str]) -> AllocatedLAs:
+def allocated_las(settings: Settings) -> AllocatedLAs:
     """The LAs named in TRIAL_ALLOCATION_FILE."""
-    path_text = env.get(ALLOCATION_FILE, "").strip()
-    if not path_text:
+    path = settings.allocation_file
+    if path is None:
         return AllocatedLAs((), f"{ALLOCATION_FILE} is not set: no LA inbox is watched")
-    path = Path(path_text).expanduser()
     try:
         codes = read_allocated_codes(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

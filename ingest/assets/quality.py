@@ -8,8 +8,6 @@ great-expectations is imported only when the asset runs (see `ingest.quality`), 
 code location stays fast.
 """
 
-from collections.abc import Mapping
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -23,8 +21,8 @@ from dagster import (
 )
 
 from ingest.jobs import clean_asset_key
-from ingest.quality import quality_dir, write_report
-from ingest.resources import WarehouseResource
+from ingest.quality import write_report
+from ingest.resources import ServiceSettings, WarehouseResource
 from schemas.datasets import DATASETS
 
 QUALITY_KEY = AssetKey(["quality", "report"])
@@ -38,9 +36,7 @@ REFRESH_AFTER_RETURNS = (
 ).with_label("refresh_after_returns")
 
 
-def build_quality_report(warehouse_kind: str, env: Mapping[str, str]) -> AssetsDefinition:
-    directory = quality_dir(env)
-
+def build_quality_report(warehouse_kind: str) -> AssetsDefinition:
     @asset(
         key=QUALITY_KEY,
         group_name="quality",
@@ -50,16 +46,12 @@ def build_quality_report(warehouse_kind: str, env: Mapping[str, str]) -> AssetsD
         kinds={warehouse_kind, "great_expectations"},
     )
     def quality_report_asset(
-        context: AssetExecutionContext, warehouse: WarehouseResource
+        context: AssetExecutionContext, warehouse: WarehouseResource, settings: ServiceSettings
     ) -> MaterializeResult[None]:
         from ingest.quality import quality_report, render_quality_markdown
 
-        opened = warehouse.open()
-        try:
-            report = quality_report(opened)
-        finally:
-            opened.dispose()
-        path = write_report(render_quality_markdown(report), directory)
+        report = quality_report(warehouse.get())
+        path = write_report(render_quality_markdown(report), settings.get().quality_dir)
         context.log.info(
             f"quality report: {report.evaluated} expectations, {report.failed} failed, "
             f"{report.seconds:.1f} s"

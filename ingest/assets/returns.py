@@ -163,7 +163,6 @@ def _run_pipeline(
     safe_errors = _safe_errors()
     stage = "reading the run config"
     failure = ""
-    services: Services | None = None
     try:
         submission_id = _submission_to_reprocess(context, config)
         stage = "opening the drop, landing store, warehouse and keys"
@@ -191,9 +190,6 @@ def _run_pipeline(
         failure = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a library's message may quote a value: keep only the class
         failure = type(exc).__name__
-    finally:
-        if services is not None:
-            _close(services)
     raise ReturnFailed(f"LA {la_code}: {stage} failed: {failure}")
 
 
@@ -222,35 +218,28 @@ def _services(
     needs_drop: bool,
 ) -> "Services":
     from ingest.pipeline import Services
-    from ingest.resources import ConfigurationError
+    from ingest.settings import ConfigurationError
     from pseudonymise.tokens import Tokeniser
 
     try:
-        opened_drop = drop.open()
+        opened_drop = drop.get()
     except ConfigurationError:
         if needs_drop:
             raise
         opened_drop = None  # a landed file can be reprocessed without the drop (no report)
     return Services(
-        landing=landing.open(),
-        warehouse=warehouse.open(),
+        landing=landing.get(),
+        warehouse=warehouse.get(),
         tokeniser=Tokeniser(trial_keys.pseudonym()),
         drop=opened_drop,
     )
-
-
-def _close(services: "Services") -> None:
-    """End the run's connections: an SFTP drop's session, a PostgreSQL warehouse's pool."""
-    if services.drop is not None:
-        services.drop.close()
-    services.warehouse.dispose()
 
 
 def _safe_errors() -> tuple[type[Exception], ...]:
     """Errors of this service whose messages are written never to hold a value from a file."""
     from ingest.allocation import AllocationError
     from ingest.pipeline import PipelineError
-    from ingest.resources import ConfigurationError
+    from ingest.settings import ConfigurationError
     from ingest.storage.drop import DropError
     from ingest.storage.landing import LandingError
     from ingest.warehouse import WarehouseError

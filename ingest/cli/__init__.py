@@ -9,9 +9,12 @@ so that `trial-ingest keygen` and `--help` answer at once.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from ingest.cli import checker, maintenance, pipeline, tools
+from ingest.settings import ConfigurationError
+from pseudonymise.keys import KeyConfigError
 
 __all__ = ["main"]
 
@@ -20,7 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = args.handler
-    code: int = handler(args)
+    try:
+        code: int = handler(args)
+    except (ConfigurationError, KeyConfigError) as exc:  # messages name variables, never values
+        print(f"trial-ingest: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -4,7 +4,6 @@ files past retention, and rotating the pseudonymisation key."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ from ingest.cli.checker import valid_la_code
 
 if TYPE_CHECKING:
     from ingest.rotation import RotationResult
+    from ingest.settings import Settings
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,28 +56,28 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _quality(args: argparse.Namespace) -> int:
     from ingest.quality import main_quality
 
-    return main_quality(out=args.out, la_code=args.la)
+    return main_quality(_settings(), out=args.out, la_code=args.la)
 
 
 def _retention(args: argparse.Namespace) -> int:
     from ingest.retention import main_retention
 
-    return main_retention(dry_run=args.dry_run)
+    return main_retention(_settings(), dry_run=args.dry_run)
 
 
 def _rotate_key(args: argparse.Namespace) -> int:
     """The new key comes from the usual key settings."""
-    from ingest.retention import landing_from_env, warehouse_url_from_env
     from ingest.rotation import RotationError, rotate_key
+    from ingest.storage.landing import open_configured_landing
     from pseudonymise.keys import load_key
     from pseudonymise.tokens import Tokeniser
 
-    env = os.environ
-    tokeniser = Tokeniser(load_key("PSEUDONYM", env))
+    settings = _settings()
+    tokeniser = Tokeniser(load_key("PSEUDONYM", settings.key_variables("PSEUDONYM")))
     try:
         result = rotate_key(
-            landing_from_env(env),
-            warehouse_url_from_env(env),
+            open_configured_landing(settings),
+            settings.warehouse_url,
             tokeniser,
             allow_loss=args.allow_loss,
             target_url=args.target_url,
@@ -88,6 +88,12 @@ def _rotate_key(args: argparse.Namespace) -> int:
         return 2
     _print_rotation(result)
     return 0
+
+
+def _settings() -> Settings:
+    from ingest.settings import Settings
+
+    return Settings.from_env()
 
 
 def _print_rotation(result: RotationResult) -> None:

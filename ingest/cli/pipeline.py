@@ -4,7 +4,6 @@ instance. `run` and `release`, when they cannot start, say which setting to fix 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -76,12 +75,18 @@ def _release(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     from ingest.demo import DEMO_HOME
-    from ingest.instance import dagster_home
+    from ingest.instance import RunnerError, service_settings
+    from ingest.settings import process_environment
     from ingest.ui import open_ui, stop_ui, ui_environment
 
-    env = ui_environment(os.environ, DEMO_HOME / "demo.env")
-    process = open_ui(env, args.port)
-    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME {dagster_home(env)}).")
+    env = ui_environment(process_environment(), DEMO_HOME / "demo.env")
+    try:
+        home = service_settings(env).dagster_home
+        process = open_ui(env, args.port)
+    except RunnerError as exc:
+        print(f"trial-ingest ui: {exc}", file=sys.stderr)
+        return 2
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME {home}).")
     print("Press Ctrl-C to stop it.")
     try:
         return process.wait()

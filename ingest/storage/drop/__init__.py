@@ -14,7 +14,7 @@ from ingest.storage.drop.base import (
     is_delivered_file_name,
 )
 from ingest.storage.drop.local import LocalFolderDrop
-from ingest.storage.drop.opening import open_drop
+from ingest.storage.drop.opening import open_configured_drop, open_drop
 
 __all__ = [
     "REPORTS_FOLDER",
@@ -25,5 +25,6 @@ __all__ = [
     "LocalFolderDrop",
     "compute_fingerprint",
     "is_delivered_file_name",
+    "open_configured_drop",
     "open_drop",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ingest.settings import DROP_URL, Settings, SftpSettings
 from ingest.storage.drop.base import Drop
 from ingest.storage.drop.local import LocalFolderDrop
 from ingest.storage.url import folder_path, url_scheme
-from pseudonymise.keys import TrialKey
+from pseudonymise.keys import TrialKey, load_key
 
 
-def open_drop(url: str, fingerprint_key: TrialKey) -> Drop:
+def open_drop(url: str, fingerprint_key: TrialKey, sftp: SftpSettings | None = None) -> Drop:
     """The drop named by TRIAL_DROP_URL: a folder path, `file://`, `s3://` or `sftp://` URL.
 
     The S3 and SFTP drops are imported only when named (lazily, for start-up speed), so the
@@ -26,5 +27,11 @@ def open_drop(url: str, fingerprint_key: TrialKey) -> Drop:
     if scheme == "sftp":
         from ingest.storage.drop.sftp import open_sftp_drop
 
-        return open_sftp_drop(url, fingerprint_key)
+        return open_sftp_drop(url, fingerprint_key, sftp or SftpSettings())
     raise ValueError(f"TRIAL_DROP_URL has an unsupported scheme {scheme!r}: use a folder path")
+
+
+def open_configured_drop(settings: Settings) -> Drop:
+    """The drop the settings name; its files are fingerprinted under the landing key."""
+    url = settings.require(DROP_URL, "the LA drop")
+    return open_drop(url, load_key("LANDING", settings.key_variables("LANDING")), settings.sftp)

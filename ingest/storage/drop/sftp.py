@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import posixpath
 import secrets
 import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
 import paramiko
 
+from ingest.settings import SftpSettings
 from ingest.storage.drop.base import (
     LA_CODE_PATTERN,
     REPORT_FILE_MODE,
@@ -318,7 +318,7 @@ def _replace(sftp: paramiko.SFTPClient, source: str, target: str) -> None:
 def open_sftp_drop(
     url: str,
     fingerprint_key: TrialKey,
-    env: Mapping[str, str] | None = None,
+    sftp: SftpSettings,
     *,
     timeouts: SftpTimeouts | None = None,
     retry: RetryPolicy | None = None,
@@ -328,9 +328,11 @@ def open_sftp_drop(
     Reads the key and the pinned host keys now, so a misconfiguration stops the service at
     start-up; connects on first use.
     """
-    env = os.environ if env is None else env
     target = parse_sftp_url(url)
     connector = SftpConnector(
-        target, load_user_key(env), pinned_host_keys(target, env), timeouts or SftpTimeouts()
+        target,
+        load_user_key(sftp.key_file),
+        pinned_host_keys(target, sftp),
+        timeouts or SftpTimeouts(),
     )
     return SftpDrop(connector, fingerprint_key, retry=retry)

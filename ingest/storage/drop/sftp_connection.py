@@ -25,7 +25,6 @@ import binascii
 import os
 import posixpath
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import unquote, urlparse
@@ -34,11 +33,9 @@ import paramiko
 from paramiko.pkey import UnknownKeyType
 from paramiko.ssh_exception import NoValidConnectionsError
 
+from ingest.settings import SFTP_HOST_KEY, SFTP_KEY_FILE, SFTP_KNOWN_HOSTS, SftpSettings
 from ingest.storage.drop.base import DropError
 
-KEY_FILE_VARIABLE = "TRIAL_SFTP_KEY_FILE"
-HOST_KEY_VARIABLE = "TRIAL_SFTP_HOST_KEY"
-KNOWN_HOSTS_VARIABLE = "TRIAL_SFTP_KNOWN_HOSTS"
 SFTP_PORT = 22
 
 # Failures of the network or of a busy server, which a later attempt may not meet.
@@ -134,7 +131,7 @@ def parse_sftp_url(url: str) -> SftpTarget:
     if parsed.password is not None:
         raise SftpConfigError(
             "TRIAL_DROP_URL must not hold a password: the SFTP drop logs in with the private "
-            f"key named by {KEY_FILE_VARIABLE} only"
+            f"key named by {SFTP_KEY_FILE} only"
         )
     if not parsed.username or not parsed.hostname:
         raise SftpConfigError("TRIAL_DROP_URL must name the user and host: sftp://user@host/path")
@@ -151,11 +148,10 @@ def parse_sftp_url(url: str) -> SftpTarget:
     return SftpTarget(host=parsed.hostname, port=port, username=unquote(parsed.username), root=root)
 
 
-def load_user_key(env: Mapping[str, str]) -> paramiko.PKey:
+def load_user_key(path: str | None) -> paramiko.PKey:
     """The service's private key, from the file named by TRIAL_SFTP_KEY_FILE."""
-    path = env.get(KEY_FILE_VARIABLE, "").strip()
     if not path:
-        raise SftpConfigError(f"the SFTP drop needs {KEY_FILE_VARIABLE}: the service's private key")
+        raise SftpConfigError(f"the SFTP drop needs {SFTP_KEY_FILE}: the service's private key")
     failure = _unsafe_key_file(path)
     if not failure:
         try:
@@ -164,7 +160,7 @@ def load_user_key(env: Mapping[str, str]) -> paramiko.PKey:
             failure = "it is protected by a passphrase, which the service does not support"
         except (OSError, ValueError, paramiko.SSHException) as exc:
             failure = f"it is not a private key paramiko can read ({type(exc).__name__})"
-    raise SftpConfigError(f"{KEY_FILE_VARIABLE} names the key file {path}, but {failure}")
+    raise SftpConfigError(f"{SFTP_KEY_FILE} names the key file {path}, but {failure}")
 
 
 def _unsafe_key_file(path: str) -> str:
@@ -183,26 +179,24 @@ def _unsafe_key_file(path: str) -> str:
     return ""
 
 
-def pinned_host_keys(target: SftpTarget, env: Mapping[str, str]) -> HostKeyPins:
-    """The host keys the server may offer, from exactly one of the two variables.
+def pinned_host_keys(target: SftpTarget, sftp: SftpSettings) -> HostKeyPins:
+    """The host keys the server may offer, from exactly one of the two settings.
 
     Fails closed: with neither set, the service refuses to connect rather than trust whatever
     key the server offers.
     """
-    line = env.get(HOST_KEY_VARIABLE, "").strip()
-    known_hosts = env.get(KNOWN_HOSTS_VARIABLE, "").strip()
+    line = sftp.host_key_lines or ""
+    known_hosts = sftp.known_hosts_file or ""
     if line and known_hosts:
-        raise SftpConfigError(
-            f"both {HOST_KEY_VARIABLE} and {KNOWN_HOSTS_VARIABLE} are set: set only one"
-        )
+        raise SftpConfigError(f"both {SFTP_HOST_KEY} and {SFTP_KNOWN_HOSTS} are set: set only one")
     if line:
         return _keys_from_lines(line)
     if known_hosts:
         return _keys_from_known_hosts(known_hosts, target)
     raise SftpConfigError(
-        f"the SFTP drop needs the server's host key pinned: set {HOST_KEY_VARIABLE} to its "
+        f"the SFTP drop needs the server's host key pinned: set {SFTP_HOST_KEY} to its "
         f"public key line (e.g. from `ssh-keyscan`, checked out of band) or "
-        f"{KNOWN_HOSTS_VARIABLE} to a known_hosts file"
+        f"{SFTP_KNOWN_HOSTS} to a known_hosts file"
     )
 
 
@@ -216,7 +210,7 @@ def _keys_from_lines(text: str) -> HostKeyPins:
         key = _public_key(fields[0], fields[1]) if len(fields) >= 2 else None
         if key is None:
             raise SftpConfigError(
-                f"{HOST_KEY_VARIABLE} must hold OpenSSH public key lines, like "
+                f"{SFTP_HOST_KEY} must hold OpenSSH public key lines, like "
                 "'ssh-ed25519 AAAAC3Nza…' (without a host name in front)"
             )
         pins[key.get_name()] = key
@@ -239,7 +233,7 @@ def _keys_from_known_hosts(path: str, target: SftpTarget) -> HostKeyPins:
     else:
         entries = host_keys.lookup(target.known_hosts_name)
         return {key_type: entries[key_type] for key_type in entries} if entries else {}
-    raise SftpConfigError(f"{KNOWN_HOSTS_VARIABLE} names {path}, which cannot be read ({failure})")
+    raise SftpConfigError(f"{SFTP_KNOWN_HOSTS} names {path}, which cannot be read ({failure})")
 
 
 # --- the connection ---------------------------------------------------------------------
@@ -257,8 +251,8 @@ class _RefuseUnknownHostKey(paramiko.RejectPolicy):
         raise HostKeyUnknown(
             f"the SFTP server at {self._target.address} offered the host key "
             f"{key_description(key)}, but no key is pinned for it: refusing to connect. Check "
-            f"the key with the server's administrator and pin it in {HOST_KEY_VARIABLE} or "
-            f"{KNOWN_HOSTS_VARIABLE}"
+            f"the key with the server's administrator and pin it in {SFTP_HOST_KEY} or "
+            f"{SFTP_KNOWN_HOSTS}"
         )
 
 
@@ -352,13 +346,13 @@ class SftpConnector:
             f"{key_description(error.key)}, but the pinned key is "
             f"{key_description(error.expected_key)}: refusing to connect (the server may be an "
             "impostor; if its key was changed on purpose, check the new key with its "
-            f"administrator and update {HOST_KEY_VARIABLE} or {KNOWN_HOSTS_VARIABLE})"
+            f"administrator and update {SFTP_HOST_KEY} or {SFTP_KNOWN_HOSTS})"
         )
 
     def _refused_login(self, error: paramiko.AuthenticationException) -> SftpAuthError:
         return SftpAuthError(
             f"the SFTP server at {self.target.address} refused the login of user "
-            f"{self.target.username!r} with the key in {KEY_FILE_VARIABLE} "
+            f"{self.target.username!r} with the key in {SFTP_KEY_FILE} "
             f"({key_description(self._user_key)}): {type(error).__name__}; not retried"
         )
 

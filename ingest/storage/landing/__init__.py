@@ -13,7 +13,7 @@ from ingest.storage.landing.base import (
     submission_id_for,
 )
 from ingest.storage.landing.local import LandingStore
-from ingest.storage.landing.opening import open_landing
+from ingest.storage.landing.opening import open_configured_landing, open_landing
 
 __all__ = [
     "LandedFile",
@@ -22,6 +22,7 @@ __all__ = [
     "LandingIntegrityError",
     "LandingKeyMismatch",
     "LandingStore",
+    "open_configured_landing",
     "open_landing",
     "submission_id_for",
 ]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+from ingest.settings import LANDING_URL, Settings
 from ingest.storage.landing.base import Landing
 from ingest.storage.landing.local import LandingStore
 from ingest.storage.url import folder_path, url_scheme
-from pseudonymise.keys import TrialKey
+from pseudonymise.keys import TrialKey, load_key
 
 
-def open_landing(url: str, key: TrialKey, env: Mapping[str, str] | None = None) -> Landing:
+def open_landing(url: str, key: TrialKey, s3_sse: str | None = None) -> Landing:
     """The landing store named by TRIAL_LANDING_URL: a folder path, `file://` or `s3://` URL.
 
-    `env` (default os.environ) gives the S3 store's TRIAL_LANDING_S3_SSE.
+    `s3_sse` (TRIAL_LANDING_S3_SSE) asks an S3 store for S3's own encryption too.
     """
     folder = folder_path(url)
     if folder is not None:
@@ -22,7 +21,14 @@ def open_landing(url: str, key: TrialKey, env: Mapping[str, str] | None = None) 
     if scheme == "s3":
         from ingest.storage.landing.s3 import open_s3_landing  # boto3 only when S3 is named
 
-        return open_s3_landing(url, key, env)
+        return open_s3_landing(url, key, s3_sse)
     raise ValueError(
         f"TRIAL_LANDING_URL has an unsupported scheme {scheme!r}: use a folder path or s3://"
     )
+
+
+def open_configured_landing(settings: Settings) -> Landing:
+    """The landing store the settings name, under the landing key they name."""
+    url = settings.require(LANDING_URL, "the encrypted landing store of raw files")
+    key = load_key("LANDING", settings.key_variables("LANDING"))
+    return open_landing(url, key, settings.landing_s3_sse)

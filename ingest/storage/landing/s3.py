@@ -21,15 +21,14 @@ credentials therefore need ``s3:ListBucketVersions`` and ``s3:DeleteObjectVersio
 from __future__ import annotations
 
 import builtins
-import os
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.settings import LANDING_S3_SSE, SSE_CHOICES
 from ingest.storage.landing.base import (
     LandedFile,
     LandingError,
@@ -58,8 +57,6 @@ from pseudonymise.landing_crypto import encrypt_blob
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-SSE_VARIABLE = "TRIAL_LANDING_S3_SSE"
-SSE_CHOICES = ("AES256", "aws:kms")
 _SIDECAR_KEY = re.compile(r"(?P<la_code>[0-9]{3})/(?P<submission_id>[0-9]{3}-[0-9a-f]{24})\.json")
 
 
@@ -76,7 +73,7 @@ class S3LandingStore:
         server_side_encryption: str | None = None,
     ) -> None:
         if server_side_encryption not in (None, *SSE_CHOICES):
-            raise ValueError(f"server-side encryption must be one of {', '.join(SSE_CHOICES)}")
+            raise ValueError(f"{LANDING_S3_SSE} must be one of {', '.join(SSE_CHOICES)} (or unset)")
         quieten_url_logging()  # as for the drop: no request-level DEBUG records by default
         self._bucket = bucket
         self._prefix = prefix
@@ -222,16 +219,10 @@ class S3LandingStore:
         return landed
 
 
-def open_s3_landing(
-    url: str, key: TrialKey, env: Mapping[str, str] | None = None
-) -> S3LandingStore:
+def open_s3_landing(url: str, key: TrialKey, sse: str | None = None) -> S3LandingStore:
     """The landing store named by `TRIAL_LANDING_URL=s3://bucket/prefix` (for `open_landing`).
 
-    ``TRIAL_LANDING_S3_SSE`` (``AES256`` or ``aws:kms``, optional) asks S3 to encrypt too.
+    `sse` (TRIAL_LANDING_S3_SSE: ``AES256`` or ``aws:kms``, optional) asks S3 to encrypt too.
     """
-    env = os.environ if env is None else env
     bucket, prefix = parse_s3_url(url, "TRIAL_LANDING_URL")
-    sse = env.get(SSE_VARIABLE, "").strip() or None
-    if sse is not None and sse not in SSE_CHOICES:
-        raise ValueError(f"{SSE_VARIABLE} must be one of {', '.join(SSE_CHOICES)} (or unset)")
     return S3LandingStore(bucket, prefix, key, server_side_encryption=sse)
