@@ -1,4 +1,4 @@
-"""`trial-ingest ui`: `dagster dev` on the service's Dagster instance, started and stopped.
+"""`trial-ingest ui`: `dg dev` on the service's Dagster instance, started and stopped.
 
 It loads the code location through a workspace file written into DAGSTER_HOME, so the location
 is named `trial_ingest` whatever the checkout's folder is called, and it starts in DAGSTER_HOME,
@@ -28,7 +28,7 @@ DEFINITIONS_MODULE = "ingest.definitions"
 
 
 def open_ui(env: Mapping[str, str], port: int = 3000) -> subprocess.Popen[bytes]:
-    """Start `dagster dev` on the service's instance, in its own session.
+    """Start `dg dev` on the service's instance, in its own session.
 
     Its own session, because `dagster dev` started in the background from a non-interactive
     shell ignores SIGINT and SIGTERM; stop it with `stop_ui` (SIGINT to the session).
@@ -37,8 +37,8 @@ def open_ui(env: Mapping[str, str], port: int = 3000) -> subprocess.Popen[bytes]
     env = service_environment(env, settings)
     home = prepare_dagster_home(settings)
     workspace = write_workspace(home)
-    dagster = Path(sys.executable).with_name("dagster")
-    command = [str(dagster), "dev", "--workspace", str(workspace), "--port", str(port)]
+    dg = Path(sys.executable).with_name("dg")
+    command = [str(dg), "dev", "--workspace", str(workspace), "--port", str(port)]
     venv = Path(sys.executable).parents[1]
     child_env = {**env, "VIRTUAL_ENV": str(venv)}
     return subprocess.Popen(command, cwd=home, env=child_env, start_new_session=True)

@@ -1,4 +1,4 @@
-"""`open_ui` starts `dg dev` on the service's instance with the code location loaded, and
+"""`open_ui` starts `dagster dev` on the service's instance with the code location loaded, and
 `stop_ui` stops every process it started (SIGINT to its own session)."""
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def test_the_ui_serves_the_code_location_and_stops_on_request(service: TrialServ
         stop_ui(process, timeout=90)
 
     assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"]
+    assert [e["name"] for e in entries] == ["trial_ingest"]  # whatever the checkout is called
     assert process.returncode is not None
     deadline = time.monotonic() + 30
     while session_alive(process.pid) and time.monotonic() < deadline:

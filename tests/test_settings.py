@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -111,3 +112,26 @@ def test_a_required_setting_names_its_variable() -> None:
 def test_key_variables_cover_each_purpose_and_source() -> None:
     assert len(KEY_VARIABLES) == 6
     assert {"TRIAL_LANDING_KEY_SECRET_ID", "TRIAL_PSEUDONYM_KEY"} <= set(KEY_VARIABLES)
+
+
+# Modules that set a variable for a library before it loads; they read no setting.
+PROCESS_SET_UP = {
+    "ingest/__init__.py": "polars' allocator settings, before polars is imported",
+    "ingest/quality.py": "great-expectations' analytics off, before it is imported",
+}
+
+
+def environment_readers() -> set[str]:
+    """The service's modules that name `os.environ` or `os.getenv`."""
+    root = README.parent
+    found = set()
+    for package in ("ingest", "schemas", "pseudonymise"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                    found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def test_no_module_but_settings_reads_the_environment() -> None:
+    assert environment_readers() - set(PROCESS_SET_UP) == {"ingest/settings.py"}
