@@ -16,12 +16,12 @@ from ingest.warehouse.layout import (
     Layout,
     Status,
     check_dataset,
-    check_la_code,
     from_stored_time,
     service_date_columns,
     to_stored_time,
 )
 from ingest.warehouse.session import WarehouseParts
+from pseudonymise.la_code import check_la_code
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, FileIssue
 
 

@@ -31,7 +31,6 @@ from ingest.warehouse.layout import (
     RULES_COLUMN,
     WITHDRAWALS,
     check_dataset,
-    check_la_code,
     dataset_column_types,
     service_date_columns,
     to_stored_time,
@@ -44,6 +43,7 @@ from ingest.warehouse.withdrawals import (
     record_withdrawals,
     withdrawn_tokens,
 )
+from pseudonymise.la_code import check_la_code
 from schemas.chunked import TableChunk, TableEnd
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, TableOutcome
 
