@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from pseudonymise.la_code import is_la_code
 from schemas.codes import ARMS
 
 ALLOCATION_HEADER = ("la_code", "la_name", "arm", "randomised_on")
-LA_CODE = re.compile(r"[0-9]{3}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 _Records = Iterator[tuple[int, list[str]]]  # (line number, fields) of each non-blank line
@@ -81,7 +81,7 @@ def _opened(path: Path) -> Iterator[tuple[list[str], _Records]]:
 
 def _la_code(text: str, line: int, where: str) -> str:
     code = text.strip()
-    if not LA_CODE.fullmatch(code):
+    if not is_la_code(code):
         raise AllocationError(f"{where}line {line}: la_code is not a three-digit code")
     return code
 

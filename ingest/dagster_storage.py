@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from typing import Any, Self
 
 import sqlalchemy as sa
+
+# Dagster has no public API for subclassing its storages, hence the `dagster._` imports.
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.sql import create_engine

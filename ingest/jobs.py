@@ -7,12 +7,16 @@ rotation, a schema fix, or to release a return that a blocking check held back).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from dagster import AssetKey, AssetSelection, define_asset_job
+
+# Dagster has no public name for the type `define_asset_job` returns (the sensor takes one).
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
+
+AssetJob: TypeAlias = UnresolvedAssetJobDefinition  # a job of assets, as `define_asset_job` makes
 
 RETURN_JOB = "ingest_return"
 ALLOCATION_JOB = "load_allocation"
@@ -44,7 +48,7 @@ def return_run_config(
     return {"ops": {PROCESS_RETURN_OP: {"config": config}}}
 
 
-def build_return_job(datasets: list[str]) -> UnresolvedAssetJobDefinition:
+def build_return_job(datasets: list[str]) -> AssetJob:
     return define_asset_job(
         RETURN_JOB,
         selection=AssetSelection.assets(*(clean_asset_key(d) for d in datasets)),
@@ -52,7 +56,7 @@ def build_return_job(datasets: list[str]) -> UnresolvedAssetJobDefinition:
     )
 
 
-def build_allocation_job() -> UnresolvedAssetJobDefinition:
+def build_allocation_job() -> AssetJob:
     return define_asset_job(
         ALLOCATION_JOB,
         selection=AssetSelection.assets(ALLOCATION_KEY),

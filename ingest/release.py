@@ -8,6 +8,7 @@ from ingest.instance import RunnerError, service_environment, service_instance, 
 from ingest.outcomes import FileOutcome
 from ingest.runner import check_configuration, execute_request, warehouse_at
 from ingest.settings import Settings, process_environment
+from pseudonymise.la_code import is_la_code
 
 
 def release_held(submission_id: str, env: Mapping[str, str] | None = None) -> FileOutcome:
@@ -34,7 +35,7 @@ def release_held(submission_id: str, env: Mapping[str, str] | None = None) -> Fi
 def _held_submission_la(submission_id: str, settings: Settings) -> str:
     """The submission's LA, when the submission's latest processing held it."""
     la_code = submission_id.split("-", 1)[0]
-    if not (len(la_code) == 3 and la_code.isdigit()):
+    if not is_la_code(la_code):
         raise RunnerError("a submission id starts with its three-digit LA code")
     warehouse = warehouse_at(settings)
     try:

@@ -31,12 +31,9 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from ingest.assets.partitions import AllocatedLAs
-from ingest.jobs import ALLOCATION_KEY, DROP_OBJECT_TAG, LA_TAG, return_run_config
+from ingest.jobs import ALLOCATION_KEY, DROP_OBJECT_TAG, LA_TAG, AssetJob, return_run_config
 from ingest.resources import DropResource
 from ingest.settings import ConfigurationError
 from ingest.storage.drop import Drop, DropError, DropObject
@@ -198,9 +195,7 @@ def evaluate_drop(
     return SensorResult(run_requests=[run_request_for(obj) for obj in scan.new], cursor=cursor)
 
 
-def build_la_drop_sensor(
-    allocated: AllocatedLAs, job: UnresolvedAssetJobDefinition
-) -> SensorDefinition:
+def build_la_drop_sensor(allocated: AllocatedLAs, job: AssetJob) -> SensorDefinition:
     @sensor(
         name=SENSOR_NAME,
         job=job,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from enum import StrEnum
 
 import polars as pl
@@ -36,10 +35,10 @@ from hmacbatch import hmac_sha256_hex
 
 from pseudonymise.identifiers import normalise_identifier, normalise_identifier_series
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import is_la_code
 
 TOKEN_HEX_CHARS = 32  # 128 bits
 _OFFSET_BYTES = 8  # Arrow large-string offsets are int64
-_LA_CODE_RE = re.compile(r"[0-9]{3}")
 
 
 class IdentifierKind(StrEnum):
@@ -69,7 +68,7 @@ def _message_prefix(kind: IdentifierKind | str, la_code: str | None) -> bytes:
     if known is None:
         raise ValueError("unknown identifier kind")
     if known in LA_SCOPED_KINDS:
-        if not isinstance(la_code, str) or not _LA_CODE_RE.fullmatch(la_code):
+        if not isinstance(la_code, str) or not is_la_code(la_code):
             raise ValueError(f"{known.value} tokens are LA-scoped: la_code must be 3 digits")
         return b"v1|" + known.value.encode() + b"|" + la_code.encode() + b"|"
     if la_code is not None:

@@ -55,6 +55,7 @@ from schemas.outcome import (
     SubmissionOutcome,
     TableOutcome,
     empty_issues,
+    issue_frame,
 )
 from schemas.parse import parse_table
 from schemas.reader.csv_slices import (
@@ -491,6 +492,6 @@ def _table_outcome(chunks: list[TableChunk], end: TableEnd) -> TableOutcome:
         rows_received=end.rows_received,
         clean=pl.concat([c.clean for c in chunks]),
         rejected=pl.concat([c.rejected for c in chunks]),
-        issues=pl.concat([c.issues for c in chunks]),
+        issues=issue_frame(c.issues for c in chunks),
         file_issues=list(end.file_issues),
     )

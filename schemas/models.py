@@ -45,7 +45,7 @@ from schemas.contract import (
     RequiredWhen,
     RowRule,
 )
-from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, empty_issues
+from schemas.outcome import ROW_NUMBER, empty_issues, issue_frame
 from schemas.rules import (
     CODE_LIST,
     DUPLICATE_KEY,
@@ -166,17 +166,13 @@ def _shape_fault(errors: SchemaErrors) -> str | None:
 
 def _issues_from_failures(failures: pl.DataFrame, row_numbers: pl.Series) -> pl.DataFrame:
     names = pl.col("check").str.split_exact(CHECK_NAME_SEPARATOR, 1)
-    return (
-        failures.select(
-            row_numbers.gather(failures.get_column("index")).alias(ROW_NUMBER),
-            names.struct.field("field_0").alias("column"),
-            names.struct.field("field_1").alias("rule"),
-            pl.lit(Severity.ERROR.value).alias("severity"),
-        )
-        .cast(ISSUE_SCHEMA)  # type: ignore[arg-type]
-        .unique()
-        .sort(ROW_NUMBER, "column", "rule")
+    found = failures.select(
+        row_numbers.gather(failures.get_column("index")).alias(ROW_NUMBER),
+        names.struct.field("field_0").alias("column"),
+        names.struct.field("field_1").alias("rule"),
+        pl.lit(Severity.ERROR.value).alias("severity"),
     )
+    return issue_frame([found]).unique().sort(ROW_NUMBER, "column", "rule")
 
 
 # --- building the schema -------------------------------------------------------------------

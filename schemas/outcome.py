@@ -7,6 +7,7 @@ tokens, codes, coarsened dates and numbers; issues hold row numbers, column name
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -25,8 +26,17 @@ ISSUE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def issue_frame(parts: Iterable[pl.DataFrame] = ()) -> pl.DataFrame:
+    """Issue rows in `ISSUE_SCHEMA`: the parts (each with the schema's four columns) one after
+    another, cast to the schema's types; no parts, no rows."""
+    frames = list(parts)
+    if not frames:
+        return pl.DataFrame(schema=ISSUE_SCHEMA)
+    return pl.concat(frames).cast(ISSUE_SCHEMA)  # type: ignore[arg-type]
+
+
 def empty_issues() -> pl.DataFrame:
-    return pl.DataFrame(schema=ISSUE_SCHEMA)
+    return issue_frame()
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,17 @@ class FileIssue:
     severity: Severity
     where: str = ""
     detail: str = ""
+
+
+def file_issue_rows(issues: Sequence[FileIssue]) -> pl.DataFrame:
+    """Issues with a whole file or table as issue rows (row number and column null)."""
+    rows = {
+        ROW_NUMBER: [None] * len(issues),
+        "column": [None] * len(issues),
+        "rule": [i.rule for i in issues],
+        "severity": [str(i.severity) for i in issues],
+    }
+    return issue_frame([pl.DataFrame(rows)])
 
 
 @dataclass

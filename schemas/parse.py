@@ -35,7 +35,7 @@ from datetime import date
 import polars as pl
 
 from schemas.contract import LA_CODE_COLUMN, Field, Kind, Treatment
-from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, RawTable
+from schemas.outcome import ROW_NUMBER, RawTable, issue_frame
 from schemas.rules import (
     DATE_AMBIGUOUS,
     DATE_FORMAT,
@@ -144,9 +144,7 @@ def _issues(wide: pl.DataFrame, flags: list[tuple[str, str, str]]) -> pl.DataFra
         for (column, rule, flag), any_raised in zip(flags, raised, strict=True)
         if any_raised
     ]
-    if not found:
-        return pl.DataFrame(schema=ISSUE_SCHEMA)
-    return pl.concat(found).sort(ROW_NUMBER, maintain_order=True)
+    return issue_frame(found).sort(ROW_NUMBER, maintain_order=True)
 
 
 def _parse_field(field: Field, *, from_excel: bool) -> _Parsed:

@@ -35,13 +35,13 @@ from schemas.contract import LA_CODE_COLUMN, Dataset, Field
 from schemas.datasets.score15 import SCORE15, SUBSCALES
 from schemas.models import code_list_expr, validate_rows
 from schemas.outcome import (
-    ISSUE_SCHEMA,
     ROW_NUMBER,
     FileIssue,
     RawTable,
     SubmissionOutcome,
     TableOutcome,
     empty_issues,
+    issue_frame,
 )
 from schemas.parse import DTYPES, parse_table
 from schemas.reader import read_submission
@@ -251,8 +251,7 @@ def _combined_issues(
         parse_errors.select(ROW_NUMBER, "column"), on=[ROW_NUMBER, "column"], how="anti"
     )
     return (
-        pl.concat([parse_issues, warnings, follow_ons])
-        .cast(ISSUE_SCHEMA)  # type: ignore[arg-type]
+        issue_frame([parse_issues, warnings, follow_ons])
         .unique()
         .sort(ROW_NUMBER, "column", "rule")
     )

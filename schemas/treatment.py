@@ -23,7 +23,7 @@ from pseudonymise.coarsen import month_start_expr, postcode_district_expr
 from pseudonymise.identifiers import nhs_number_valid_expr, upn_valid_expr
 from pseudonymise.tokens import Tokeniser
 from schemas.contract import Dataset, Field, Kind, Treatment
-from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, empty_issues
+from schemas.outcome import ROW_NUMBER, issue_frame
 from schemas.parse import DTYPES
 from schemas.rules import NHS_NUMBER_CHECK, POSTCODE_FORMAT, UPN_CHECK, Severity
 
@@ -101,7 +101,7 @@ def pseudonymise_table(
         if issues is not None:
             warnings.append(issues)
     frame = pl.DataFrame([*columns, *helpers])
-    return frame, _concat_issues(warnings)
+    return frame, issue_frame(warnings)
 
 
 def _reusable(field: Field, known: Mapping[str, pl.Series]) -> bool:
@@ -165,9 +165,3 @@ def _warnings(rows: pl.Series, failing: pl.Series, column: str, rule: str) -> pl
         pl.lit(rule, dtype=pl.String()).alias("rule"),
         pl.lit(Severity.WARNING.value, dtype=pl.String()).alias("severity"),
     )
-
-
-def _concat_issues(issues: list[pl.DataFrame]) -> pl.DataFrame:
-    if not issues:
-        return empty_issues()
-    return pl.concat(issues).cast(ISSUE_SCHEMA)  # type: ignore[arg-type]

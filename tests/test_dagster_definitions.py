@@ -20,6 +20,8 @@ from dagster import (
     evaluate_automation_conditions,
     materialize,
 )
+
+# Dagster's own storage classes, reading what the subclasses wrote: no public API has them.
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 

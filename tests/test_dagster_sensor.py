@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
-from dagster._core.definitions.sensor_definition import SensorExecutionData
+from dagster._core.definitions.sensor_definition import (
+    SensorExecutionData,  # what `evaluate_tick` returns: Dagster has no public name for it
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dagster_definitions import TrialService, people_csv, service

@@ -8,6 +8,8 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
+from pseudonymise.la_code import is_la_code
+
 EXIT_ACCEPTED = 0
 EXIT_ROWS_REJECTED = 1
 EXIT_FILE_REJECTED = 2
@@ -66,6 +68,6 @@ def _join_csv(parts: list[str]) -> str:
 def valid_la_code(text: str) -> str:
     """`--la` as given: a three-digit DfE LA code, or the command stops saying so."""
     code = text.strip()
-    if len(code) != 3 or not code.isdigit():
+    if not is_la_code(code):
         raise SystemExit("--la must be a three-digit DfE LA code, such as 201")
     return code

@@ -16,13 +16,13 @@ from ingest.warehouse.layout import (
     Layout,
     Status,
     check_dataset,
-    check_la_code,
     from_stored_time,
     service_date_columns,
     to_stored_time,
 )
 from ingest.warehouse.session import WarehouseParts
-from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, FileIssue
+from pseudonymise.la_code import check_la_code
+from schemas.outcome import FileIssue, file_issue_rows
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,6 @@ class CurrentReturn:
 # --- issues ---------------------------------------------------------------------------------
 
 
-def whole_issues(issues: Sequence[FileIssue]) -> pl.DataFrame:
-    """Issues with a whole file or table, as issue rows (`ISSUE_SCHEMA`; row and column null)."""
-    return pl.DataFrame(
-        {
-            ROW_NUMBER: [None] * len(issues),
-            "column": [None] * len(issues),
-            "rule": [i.rule for i in issues],
-            "severity": [str(i.severity) for i in issues],
-        },
-        schema=dict(ISSUE_SCHEMA),
-    )
-
-
 def issue_table_rows(
     issues: pl.DataFrame, *, submission_id: str, la_code: str, dataset: str | None
 ) -> pl.DataFrame:
@@ -118,7 +105,7 @@ class AuditTrail(WarehouseParts):
         """Record issues with a whole file (dataset null), replacing the submission's earlier."""
         check_la_code(la_code)
         rows = issue_table_rows(
-            whole_issues(issues), submission_id=submission_id, la_code=la_code, dataset=None
+            file_issue_rows(issues), submission_id=submission_id, la_code=la_code, dataset=None
         )
 
         def replace(conn: sa.Connection) -> None:

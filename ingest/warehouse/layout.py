@@ -26,7 +26,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.compiler import DDLCompiler
 
-from ingest.allocation import LA_CODE
 from schemas.contract import Kind, Treatment
 from schemas.datasets import DATASETS
 from schemas.outcome import ROW_NUMBER
@@ -86,12 +85,6 @@ def _sql_type(dtype: pl.DataType) -> sa.types.TypeEngine[Any]:
 
 
 # --- arguments and stored values ------------------------------------------------------------
-
-
-def check_la_code(la_code: str) -> str:
-    if not LA_CODE.fullmatch(la_code):
-        raise ValueError("an LA code must be three digits")
-    return la_code
 
 
 def check_dataset(dataset: str) -> str:

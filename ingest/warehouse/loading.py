@@ -25,13 +25,12 @@ from typing import Protocol
 import polars as pl
 import sqlalchemy as sa
 
-from ingest.warehouse.audit import current_row, issue_table_rows, whole_issues
+from ingest.warehouse.audit import current_row, issue_table_rows
 from ingest.warehouse.errors import WarehouseLoadError
 from ingest.warehouse.layout import (
     RULES_COLUMN,
     WITHDRAWALS,
     check_dataset,
-    check_la_code,
     dataset_column_types,
     service_date_columns,
     to_stored_time,
@@ -44,8 +43,9 @@ from ingest.warehouse.withdrawals import (
     record_withdrawals,
     withdrawn_tokens,
 )
+from pseudonymise.la_code import check_la_code
 from schemas.chunked import TableChunk, TableEnd
-from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, TableOutcome
+from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, TableOutcome, file_issue_rows
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ class ReturnLoader(WarehouseParts):
         end = counts.end
         assert end is not None
         table_issues = issue_table_rows(
-            whole_issues(end.file_issues),
+            file_issue_rows(end.file_issues),
             submission_id=load.submission_id,
             la_code=load.la_code,
             dataset=load.dataset,
@@ -386,7 +386,7 @@ def _write_chunks(
         rejected = _conformed_rows(chunk.rejected, load.dataset, "rejected rows", rules=True)
         kept = withdrawn.left_out_of(clean)
         quarantined = withdrawn.left_out_of(rejected)
-        issues = _conform(chunk.issues, dict(ISSUE_SCHEMA), f"{load.dataset} issues")
+        issues = _conform(chunk.issues, ISSUE_SCHEMA, f"{load.dataset} issues")
         write("quarantine", _with_meta(quarantined, *meta))
         write("history", _with_meta(kept, *meta))
         write(

@@ -23,7 +23,6 @@ from pseudonymise.keys import TrialKey
 
 REPORTS_FOLDER = "reports"
 FINGERPRINT_HEX_CHARS = 24
-LA_CODE_PATTERN = re.compile(r"[0-9]{3}")
 REPORT_FILE_MODE = 0o640  # the LA (the drop's group) reads its own reports
 
 _FINGERPRINT_LABEL = b"trial-ingest drop fingerprint v1"
@@ -103,13 +102,6 @@ def compute_fingerprint(key: TrialKey, la_code: str, name: str, size: int, versi
     subkey = hmac.new(key.secret, _FINGERPRINT_LABEL, hashlib.sha256).digest()
     message = f"{la_code}|{name}|{size}|{version}".encode("utf-8", "surrogateescape")
     return hmac.new(subkey, message, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX_CHARS]
-
-
-def check_la_code(la_code: str) -> str:
-    """`la_code` if it is a three-digit LA code (it becomes part of paths)."""
-    if not LA_CODE_PATTERN.fullmatch(la_code):
-        raise ValueError("an LA code must be three digits")
-    return la_code
 
 
 def is_delivered_file_name(name: str) -> bool:

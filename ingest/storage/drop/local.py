@@ -9,14 +9,12 @@ import tempfile
 from pathlib import Path
 
 from ingest.storage.drop.base import (
-    LA_CODE_PATTERN,
     REPORT_FILE_MODE,
     REPORTS_FOLDER,
     DropError,
     DropObject,
     DropObjectChanged,
     changed_message,
-    check_la_code,
     check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
@@ -24,6 +22,7 @@ from ingest.storage.drop.base import (
     unusable_name,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import check_la_code, is_la_code
 
 
 class LocalFolderDrop:
@@ -53,7 +52,7 @@ class LocalFolderDrop:
         return sorted(
             entry.name
             for entry in os.scandir(self._root)
-            if LA_CODE_PATTERN.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+            if is_la_code(entry.name) and entry.is_dir(follow_symlinks=False)
         )
 
     def list_inbox(self, la_code: str) -> list[DropObject]:

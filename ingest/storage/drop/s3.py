@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.storage.drop.base import (
-    LA_CODE_PATTERN,
     REPORTS_FOLDER,
     DropError,
     DropObject,
     DropObjectChanged,
     changed_message,
-    check_la_code,
     check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
@@ -38,6 +36,7 @@ from ingest.storage.s3 import (
     s3_error_code,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import check_la_code, is_la_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,7 +83,7 @@ class S3Drop:
         what = f"list the LA folders of the S3 drop in bucket {self._bucket}"
         prefixes = call_s3(DropError, what, lambda: self._list(self._prefix, "CommonPrefixes"))
         codes = {entry.get("Prefix", "")[len(self._prefix) :].rstrip("/") for entry in prefixes}
-        return sorted(code for code in codes if LA_CODE_PATTERN.fullmatch(code))
+        return sorted(code for code in codes if is_la_code(code))
 
     def list_inbox(self, la_code: str) -> list[DropObject]:
         """Objects directly under `<la_code>/`: not `reports/` or any other sub-prefix."""

@@ -31,14 +31,12 @@ import paramiko
 
 from ingest.settings import SftpSettings
 from ingest.storage.drop.base import (
-    LA_CODE_PATTERN,
     REPORT_FILE_MODE,
     REPORTS_FOLDER,
     DropError,
     DropObject,
     DropObjectChanged,
     changed_message,
-    check_la_code,
     check_report_name,
     compute_fingerprint,
     is_delivered_file_name,
@@ -57,6 +55,7 @@ from ingest.storage.drop.sftp_connection import (
     transient_reason,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import check_la_code, is_la_code
 
 T = TypeVar("T")
 
@@ -145,7 +144,7 @@ class SftpDrop:
             return sorted(
                 entry.filename
                 for entry in sftp.listdir_attr(self._root)
-                if stat.S_ISDIR(entry.st_mode or 0) and LA_CODE_PATTERN.fullmatch(entry.filename)
+                if stat.S_ISDIR(entry.st_mode or 0) and is_la_code(entry.filename)
             )
 
         return self._run("list the LA folders of the SFTP drop", list_codes)

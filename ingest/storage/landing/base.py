@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import LA_CODE_PATTERN, check_la_code
 from pseudonymise.landing_crypto import LandingDecryptError, decrypt_blob
 
 SIDECAR_FORMAT = 1
 SUBMISSION_ID_HEX_CHARS = 24
 
-LA_CODE_PATTERN = re.compile(r"[0-9]{3}")
-SUBMISSION_ID_PATTERN = re.compile(r"[0-9]{3}-[0-9a-f]{24}")
+SUBMISSION_ID_PATTERN = re.compile(f"{LA_CODE_PATTERN}-[0-9a-f]{{{SUBMISSION_ID_HEX_CHARS}}}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -84,12 +84,6 @@ class Landing(Protocol):
     def delete(self, la_code: str, submission_id: str) -> None: ...
 
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]: ...
-
-
-def check_la_code(la_code: str) -> str:
-    if not LA_CODE_PATTERN.fullmatch(la_code):
-        raise ValueError("an LA code must be three digits")
-    return la_code
 
 
 def check_submission_id(la_code: str, submission_id: str) -> str:

@@ -14,12 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 from ingest.storage.landing.base import (
-    LA_CODE_PATTERN,
     SUBMISSION_ID_PATTERN,
     LandedFile,
     LandingError,
     associated_data,
-    check_la_code,
     check_submission_id,
     decrypt_landed,
     intact_existing,
@@ -29,6 +27,7 @@ from ingest.storage.landing.base import (
     sidecar_bytes,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import check_la_code, is_la_code
 from pseudonymise.landing_crypto import encrypt_blob
 
 FILE_MODE = 0o600
@@ -101,7 +100,7 @@ class LandingStore:
             return []
         landed = []
         for folder in sorted(self._root.iterdir()):
-            if not (LA_CODE_PATTERN.fullmatch(folder.name) and folder.is_dir()):
+            if not (is_la_code(folder.name) and folder.is_dir()):
                 continue
             for sidecar in sorted(folder.glob("*.json")):
                 if SUBMISSION_ID_PATTERN.fullmatch(sidecar.stem):

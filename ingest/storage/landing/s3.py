@@ -30,10 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.settings import LANDING_S3_SSE, SSE_CHOICES
 from ingest.storage.landing.base import (
+    SUBMISSION_ID_PATTERN,
     LandedFile,
     LandingError,
     associated_data,
-    check_la_code,
     check_submission_id,
     decrypt_landed,
     intact_existing,
@@ -52,12 +52,15 @@ from ingest.storage.s3 import (
     s3_error_code,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.la_code import LA_CODE_PATTERN, check_la_code
 from pseudonymise.landing_crypto import encrypt_blob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_SIDECAR_KEY = re.compile(r"(?P<la_code>[0-9]{3})/(?P<submission_id>[0-9]{3}-[0-9a-f]{24})\.json")
+_SIDECAR_KEY = re.compile(
+    f"(?P<la_code>{LA_CODE_PATTERN})/(?P<submission_id>{SUBMISSION_ID_PATTERN.pattern})\\.json"
+)
 
 
 class S3LandingStore:
