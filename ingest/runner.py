@@ -63,7 +63,7 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
     Dagster's SQLite storage opens and closes a connection for every event it stores (about 70
     a run), and SQLite checkpoints the WAL and syncs the disk when the last connection to a
     database closes. An idle connection held open here makes none of those closes the last
-    (measured: about 0.9 s less a run). Nothing is read or written through it beyond opening;
+    (docs/PERFORMANCE.md). Nothing is read or written through it beyond opening;
     with PostgreSQL storage the files do not exist and this does nothing.
     """
     import sqlite3

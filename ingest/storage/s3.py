@@ -57,7 +57,7 @@ def s3_client() -> S3Client:
 
     botocore's "standard" retry mode retries throttling, 5xx answers and connection errors with
     backoff; it never retries access or precondition failures. Clients come from one session
-    per process (creating a session loads botocore's models, ~0.3 s each time); a session is
+    per process (creating a session loads botocore's models, slowly, each time); a session is
     not thread-safe, so clients are made under a lock. The clients themselves are thread-safe.
     """
     config = Config(

@@ -161,7 +161,7 @@ def _data_table(
         for c, t in stored.items()
     ]
     # BRIN: a load appends its submission's rows together, so block ranges find them for a
-    # delete; a B-tree's per-row upkeep cost ~1.5 s of a 1M-row COPY (docs/PERFORMANCE.md).
+    # delete; a B-tree's per-row upkeep slowed a large COPY (docs/PERFORMANCE.md).
     name_of_index = f"ix_{schema}_{name}_{'_'.join(index_on)}"
     indexes = [sa.Index(name_of_index, *index_on, postgresql_using="brin")] if index_on else []
     return sa.Table(

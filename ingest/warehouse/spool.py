@@ -92,8 +92,8 @@ class ParquetSpool:
 
 
 # DuckDB's memory while a spool is inserted into a database file. Left at its default (80% of
-# the machine's memory), DuckDB keeps every block it writes: +460 MB at 1M rows, against
-# +180 MB with this limit, in the same time (docs/PERFORMANCE.md).
+# the machine's memory), DuckDB keeps every block it writes; with this limit it
+# keeps far less, in the same time (docs/PERFORMANCE.md).
 _SPOOL_INSERT_MEMORY = "256MB"
 
 
