@@ -12,7 +12,8 @@ import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import TypedDict
 
 import polars as pl
 
@@ -144,11 +145,7 @@ def _load_dataset(
     accepted = outcome.accepted and table.accepted
     decision = _replace_decision(services, received, table.dataset, release_held)
     load = services.warehouse.load_return(
-        la_code=received.la_code,
-        dataset=table.dataset,
-        submission_id=received.submission_id,
-        key_id=services.tokeniser.key_id,
-        received_at=received.received_at,
+        **_which_return(services, received, table.dataset),
         table=table if accepted else _as_rejected(table),
         replace=decision,
     )
@@ -202,11 +199,7 @@ def _load_table_chunks(
     tally = _TableTally(file_ok=not _error_rules(file_issues))
     decision = _replace_decision(services, received, first.dataset, release_held)
     load = services.warehouse.load_return_chunks(
-        la_code=received.la_code,
-        dataset=first.dataset,
-        submission_id=received.submission_id,
-        key_id=services.tokeniser.key_id,
-        received_at=received.received_at,
+        **_which_return(services, received, first.dataset),
         chunks=tally.counted(itertools.chain([first], chunks)),
         replace=decision,
     )
@@ -214,6 +207,26 @@ def _load_table_chunks(
     accepted = tally.file_ok and table.accepted
     _decide_unasked(decision, table, accepted)
     return table, _dataset_result(table, load, accepted, decision, file_issues, tally.columns)
+
+
+class _WhichReturn(TypedDict):
+    """Which return the warehouse loads: one dataset of a received file, under the current key."""
+
+    la_code: str
+    dataset: str
+    submission_id: str
+    key_id: str
+    received_at: datetime
+
+
+def _which_return(services: Services, received: Received, dataset: str) -> _WhichReturn:
+    return _WhichReturn(
+        la_code=received.la_code,
+        dataset=dataset,
+        submission_id=received.submission_id,
+        key_id=services.tokeniser.key_id,
+        received_at=received.received_at,
+    )
 
 
 def _replace_decision(
