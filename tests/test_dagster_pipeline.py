@@ -1,4 +1,4 @@
-"""`ingest.pipeline` without Dagster: the blocking checks, the counts the UI shows, receipts."""
+"""`ingest.processing` without Dagster: the blocking checks, the counts the UI shows, receipts."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dagster_definitions import episodes_csv, people_csv
 
-from ingest.pipeline import (
+from ingest.processing import (
     Check,
     CheckVerdict,
     Received,
     blocking_checks,
-    newest_service_date,
     rejected_by_rule,
 )
-from ingest.warehouse import PreviousReturn
+from ingest.warehouse import PreviousReturn, newest_service_date
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
 from schemas.outcome import TableOutcome

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 import schemas.chunked
 import schemas.submission
-from ingest.pipeline import (
+from ingest.processing import (
     DatasetStatus,
     Services,
     SubmissionResult,

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
 
-from ingest.pipeline import Services, process_received, take_from_landing
+from ingest.processing import Services, process_received, take_from_landing
 from ingest.retention import apply_retention
 from ingest.rotation import (
     RotationRefused,

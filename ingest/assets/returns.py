@@ -1,6 +1,6 @@
 """`process_return`: one LA file in, the seven `clean/<dataset>` assets (LA partitions) out.
 
-The work happens in `ingest.pipeline`; this wrapper turns its result into what the Dagster UI
+The work happens in `ingest.processing`; this wrapper turns its result into what the Dagster UI
 shows per LA and dataset: a materialisation when a return became the LA's current rows (rows
 loaded, rejected by rule, received time, column schema), an observation when it did not
 (rejected, held by a check, or superseded by a later-received return), and the blocking
@@ -46,7 +46,7 @@ from ingest.resources import DropResource, LandingResource, TrialKeysResource, W
 from schemas.datasets import DATASETS
 
 if TYPE_CHECKING:
-    from ingest.pipeline import DatasetResult, Services, SubmissionResult
+    from ingest.processing import DatasetResult, Services, SubmissionResult
 
 WAREHOUSE_GROUP = "warehouse"
 
@@ -82,7 +82,7 @@ def check_specs(partitions: PartitionsDefinition) -> list[AssetCheckSpec]:
     Partitioned asset checks are a preview feature of Dagster 1.13: they are what lets the UI
     show each LA's check status. The blocking itself happens in the pipeline, before the load.
     """
-    from ingest.pipeline import CHECK_DESCRIPTIONS, Check
+    from ingest.processing import CHECK_DESCRIPTIONS, Check
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -158,7 +158,7 @@ def _run_pipeline(
     trial_keys: TrialKeysResource,
 ) -> "SubmissionResult | None":
     """The pipeline's result, or None when the file was no longer in the inbox."""
-    from ingest import pipeline
+    from ingest import processing
 
     safe_errors = _safe_errors()
     stage = "reading the run config"
@@ -169,10 +169,10 @@ def _run_pipeline(
         services = _services(drop, landing, warehouse, trial_keys, needs_drop=not submission_id)
         if submission_id:
             stage = f"reading submission {submission_id} from the landing store"
-            received = pipeline.take_from_landing(services, la_code, submission_id)
+            received = processing.take_from_landing(services, la_code, submission_id)
         else:
             stage = f"taking file {config.fingerprint} from the drop"
-            taken = pipeline.take_from_drop(services, la_code, config.fingerprint)
+            taken = processing.take_from_drop(services, la_code, config.fingerprint)
             if taken is None:
                 return None
             received = taken
@@ -180,7 +180,7 @@ def _run_pipeline(
                 context.run.run_id, {SUBMISSION_TAG: received.submission_id}
             )
         stage = f"processing submission {received.submission_id}"
-        return pipeline.process_received(
+        return processing.process_received(
             services,
             received,
             detect_duplicate=not submission_id,
@@ -199,7 +199,7 @@ def _submission_to_reprocess(context: AssetExecutionContext, config: ReturnSourc
     A re-execution of a run that had already taken its file off the drop inherits the run's
     submission tag, and so processes the landed file.
     """
-    from ingest.pipeline import PipelineError
+    from ingest.processing import PipelineError
 
     if config.fingerprint and config.submission_id:
         raise PipelineError("give either a fingerprint or a submission_id, not both")
@@ -217,7 +217,7 @@ def _services(
     *,
     needs_drop: bool,
 ) -> "Services":
-    from ingest.pipeline import Services
+    from ingest.processing import Services
     from ingest.settings import ConfigurationError
     from pseudonymise.tokens import Tokeniser
 
@@ -238,7 +238,7 @@ def _services(
 def _safe_errors() -> tuple[type[Exception], ...]:
     """Errors of this service whose messages are written never to hold a value from a file."""
     from ingest.allocation import AllocationError
-    from ingest.pipeline import PipelineError
+    from ingest.processing import PipelineError
     from ingest.settings import ConfigurationError
     from ingest.storage.drop import DropError
     from ingest.storage.landing import LandingError
@@ -261,7 +261,7 @@ def _safe_errors() -> tuple[type[Exception], ...]:
 
 def dataset_events(dataset: "DatasetResult", result: "SubmissionResult") -> Iterator[ReturnEvent]:
     """What the UI records for one dataset of the file."""
-    from ingest.pipeline import DatasetStatus
+    from ingest.processing import DatasetStatus
 
     key = clean_asset_key(dataset.dataset)
     metadata = return_metadata(dataset, result)
@@ -322,7 +322,7 @@ def column_schema(dataset: str, columns: dict[str, str]) -> TableSchema:
 
 
 def _observation_text(dataset: "DatasetResult") -> str:
-    from ingest.pipeline import DatasetStatus
+    from ingest.processing import DatasetStatus
 
     if dataset.status is DatasetStatus.HELD:
         checks = ", ".join(dataset.failed_checks)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ingest.pipeline import Services, process_received, take_from_landing
+from ingest.processing import Services, process_received, take_from_landing
 from ingest.rotation.duckdb_swap import (
     audit_fingerprint,
     duckdb_path,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.pipeline import Received
+from ingest.processing import Received
 from ingest.rotation.errors import RotationRefused
 from ingest.storage.landing import LandedFile, Landing
 from ingest.warehouse import Warehouse

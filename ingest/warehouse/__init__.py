@@ -24,7 +24,13 @@ from ingest.warehouse.layout import (
     service_date_columns,
     token_columns,
 )
-from ingest.warehouse.loading import ChunkTotals, FixedReplace, LoadResult, ReplacePolicy
+from ingest.warehouse.loading import (
+    ChunkTotals,
+    FixedReplace,
+    LoadResult,
+    ReplacePolicy,
+    newest_service_date,
+)
 from ingest.warehouse.session import describe_database_error, duckdb_url
 from ingest.warehouse.spool import SPOOL_MARK
 from ingest.warehouse.warehouse import Warehouse
@@ -52,6 +58,7 @@ __all__ = [
     "dataset_column_types",
     "describe_database_error",
     "duckdb_url",
+    "newest_service_date",
     "service_date_columns",
     "token_columns",
 ]

@@ -92,6 +92,29 @@ class FixedReplace:
         return self.replace
 
 
+def _policy(replace: bool | ReplacePolicy) -> ReplacePolicy:
+    return FixedReplace(replace) if isinstance(replace, bool) else replace
+
+
+class CleanRows(Protocol):
+    """A table of a return, or a chunk of one: its dataset and its valid rows."""
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def clean(self) -> pl.DataFrame: ...
+
+
+def newest_service_date(rows: CleanRows) -> date | None:
+    """The latest service-event date in the valid rows (None if they have none)."""
+    columns = [c for c in service_date_columns(rows.dataset) if c in rows.clean.columns]
+    if not columns or rows.clean.is_empty():
+        return None
+    newest = rows.clean.select(pl.max_horizontal(pl.col(columns).max())).item()
+    return newest if isinstance(newest, date) else None
+
+
 @dataclass(frozen=True)
 class _ReturnLoad:
     """Which return is loaded: one dataset of one submission."""
@@ -119,24 +142,17 @@ class _ChunkCounts:
     end: TableEnd | None = None  # from the table's last chunk
 
     def add(
-        self,
-        chunk: TableChunk,
-        clean: pl.DataFrame,
-        kept: pl.DataFrame,
-        quarantined: pl.DataFrame,
-        dataset: str,
+        self, chunk: TableChunk, clean: pl.DataFrame, kept: pl.DataFrame, quarantined: pl.DataFrame
     ) -> None:
         self.clean += clean.height
         self.kept += kept.height
         self.quarantined += quarantined.height
         self.issues += chunk.issues.height
-        columns = service_date_columns(dataset)
-        if columns and not clean.is_empty():
-            newest = clean.select(pl.max_horizontal(pl.col(columns).max())).item()
-            if isinstance(newest, date) and (
-                self.newest_service_date is None or newest > self.newest_service_date
-            ):
-                self.newest_service_date = newest
+        newest = newest_service_date(chunk)
+        if newest is not None and (
+            self.newest_service_date is None or newest > self.newest_service_date
+        ):
+            self.newest_service_date = newest
 
 
 class ReturnLoader(WarehouseParts):
@@ -151,9 +167,12 @@ class ReturnLoader(WarehouseParts):
         key_id: str,
         received_at: datetime,
         table: TableOutcome,
-        replace: bool = True,
+        replace: bool | ReplacePolicy = True,
     ) -> LoadResult:
-        """Load one dataset of one submission, in one transaction: a table of one chunk."""
+        """Load one dataset of one submission, in one transaction: a table of one chunk.
+
+        `replace` as for `load_return_chunks`.
+        """
         load = _return_load(la_code, dataset, submission_id, key_id, received_at)
         if table.dataset != dataset:
             raise WarehouseLoadError("the table outcome is for another dataset")
@@ -172,7 +191,7 @@ class ReturnLoader(WarehouseParts):
             issues=table.issues,
             end=end,
         )
-        return self._load_directly(load, [chunk], FixedReplace(replace))
+        return self._load_directly(load, [chunk], _policy(replace))
 
     def load_return_chunks(
         self,
@@ -194,7 +213,7 @@ class ReturnLoader(WarehouseParts):
         rows.
         """
         load = _return_load(la_code, dataset, submission_id, key_id, received_at)
-        policy = FixedReplace(replace) if isinstance(replace, bool) else replace
+        policy = _policy(replace)
         if self._session.engine.dialect.name == "duckdb" and dataset != WITHDRAWALS:
             return self._session.run(
                 load.what,
@@ -395,7 +414,7 @@ def _write_chunks(
                 issues, submission_id=load.submission_id, la_code=load.la_code, dataset=load.dataset
             ),
         )
-        counts.add(chunk, clean, kept, quarantined, load.dataset)
+        counts.add(chunk, clean, kept, quarantined)
         counts.end = chunk.end or counts.end
     if counts.end is None:
         raise WarehouseLoadError("the chunks ended before the table's last chunk")
