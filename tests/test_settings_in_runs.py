@@ -84,12 +84,12 @@ def test_keys_from_secrets_manager_work_through_a_dagster_run(
     """The README's production path: both keys from AWS Secrets Manager (moto on loopback)."""
     pseudonym_text, landing_text = new_key_text(), new_key_text()
     secrets = boto3.client("secretsmanager", endpoint_url=s3_bucket.endpoint_url)
-    secrets.create_secret(Name="trial/pseudonym", SecretString=pseudonym_text)
-    secrets.create_secret(Name="trial/landing", SecretString=landing_text)
-    for purpose in ("PSEUDONYM", "LANDING"):
+    for purpose, key_text in (("PSEUDONYM", pseudonym_text), ("LANDING", landing_text)):
+        secret_id = f"trial/{s3_bucket.name}/{purpose.lower()}"  # the server outlives a test
+        secrets.create_secret(Name=secret_id, SecretString=key_text)
         del service.env[f"TRIAL_{purpose}_KEY"]
         os.environ.pop(f"TRIAL_{purpose}_KEY", None)
-        service.env[f"TRIAL_{purpose}_KEY_SECRET_ID"] = f"trial/{purpose.lower()}"
+        service.env[f"TRIAL_{purpose}_KEY_SECRET_ID"] = secret_id
     service.reload()
     service.deliver("201", "people.csv", people_csv(4))
 
