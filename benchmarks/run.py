@@ -27,13 +27,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from benchmarks.cases import RESULT_MARKER
 from benchmarks.inputs import LA_CODE, planned_inputs
+from benchmarks.measured import Measured
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -41,20 +42,6 @@ TRIAL_INGEST = str(Path(sys.executable).with_name("trial-ingest"))
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ONE_MILLION = 1_000_000
 MiB = 2**20
-
-
-@dataclass
-class Measured:
-    """One case: what the child reported, and what the parent saw of it."""
-
-    name: str
-    command: str  # the command line that reproduces the figure
-    wall_seconds: float
-    peak_rss_bytes: int  # the child's own VmHWM, else wait4's (with its descendants)
-    returncode: int
-    result: dict[str, Any] = field(default_factory=dict)
-    cpu_seconds: float = 0.0  # user + system, the child and its descendants (wait4)
-    load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute, before and after: other work
 
 
 # --- running children -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.stages import STAGES
 
 if TYPE_CHECKING:
-    from benchmarks.run import Measured
+    from benchmarks.measured import Measured
 
 MiB = 2**20
 GB = 10**9
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from benchmarks.run import Measured
+    from benchmarks.measured import Measured
 
     results_path, plot_path = (sys.argv[1:] if argv is None else argv)[:2]
     results = json.loads(Path(results_path).read_text(encoding="utf-8"))

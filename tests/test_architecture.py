@@ -108,7 +108,6 @@ def _describe_tangle(graph: grimp.ImportGraph, component: list[str]) -> list[str
     return described
 
 
-@pytest.mark.xfail(strict=False, reason="cycles removed by the architecture refactor")
 def test_no_import_cycle_between_modules(graph: grimp.ImportGraph) -> None:
     internal = _internal_modules(graph)
     edges = {m: graph.find_modules_directly_imported_by(m) & internal for m in internal}
@@ -141,7 +140,6 @@ def _python_files() -> list[Path]:
     return sorted(path for folder in folders for path in folder.rglob("*.py"))
 
 
-@pytest.mark.xfail(strict=False, reason="long modules split by the architecture refactor")
 def test_no_module_over_600_lines() -> None:
     too_long = {
         path.relative_to(ROOT): lines
