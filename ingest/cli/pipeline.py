@@ -4,6 +4,7 @@ instance. `run` and `release`, when they cannot start, say which setting to fix 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -88,7 +89,12 @@ def _ui(args: argparse.Namespace) -> int:
         return 2
     print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME {home}).")
     print("Press Ctrl-C to stop it.")
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the UI's session too
     try:
         return process.wait()
     except KeyboardInterrupt:
         return stop_ui(process)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
