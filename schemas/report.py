@@ -69,15 +69,17 @@ def render_report(
     outcome: SubmissionOutcome,
     *,
     received_at: datetime | None,
-    sha256: str,
+    sha256: str | None,
     size_bytes: int,
     status: str | None = None,
     held_checks: Mapping[str, Sequence[str]] | None = None,
     cross_findings: Sequence[CrossCheckFinding] = (),
     row_limit: int = TEXT_REPORT_ROW_LIMIT,
 ) -> str:
-    """The report's text. `held_checks` (with status "held"): per dataset held back, the blocking
-    checks it failed, each as "check_name: what it requires", in words free of file values.
+    """The report's text. `sha256`: the file's, for the pre-flight checker only, which runs at
+    the LA on its own file (a bare hash of a small file is its content). `held_checks` (with
+    status "held"): per dataset held back, the blocking checks it failed, each as
+    "check_name: what it requires", in words free of file values.
     """
     held_checks = held_checks or {}
     status = status or outcome_status(outcome)
@@ -86,7 +88,7 @@ def render_report(
         "",
         f"LA code:   {outcome.la_code}",
         *([f"Received:  {received_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"] if received_at else []),
-        f"File:      {size_bytes:,} bytes, SHA-256 {sha256}",
+        f"File:      {size_bytes:,} bytes" + (f", SHA-256 {sha256}" if sha256 else ""),
         f"Result:    {STATUS_WORDS.get(status, status.upper())}",
     ]
     if status != "duplicate":

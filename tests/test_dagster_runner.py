@@ -34,7 +34,7 @@ def audit_row(status: str, reason: str | None = None) -> SubmissionRecord:
         rows_rejected=0,
         received_at=NOW,
         processed_at=NOW,
-        sha256="0" * 64,
+        content_hmac="0" * 64,
         size_bytes=1,
         key_id="k1-0",
     )

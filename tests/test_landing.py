@@ -21,10 +21,12 @@ from ingest.storage.landing import (
     LandingIntegrityError,
     LandingKeyMismatch,
     LandingStore,
+    content_hmac,
     open_landing,
     submission_id_for,
 )
 from pseudonymise.keys import TrialKey
+from pseudonymise.landing_crypto import encrypt_blob
 
 KEY = TrialKey(b"L" * 32)
 OTHER_KEY = TrialKey(b"M" * 32)
@@ -38,7 +40,7 @@ def store(tmp_path: Path) -> LandingStore:
 
 
 def land(store: LandingStore, content: bytes = CANARY, la_code: str = "201") -> LandedFile:
-    return store.put(submission_id_for(la_code, content), la_code, content, RECEIVED)
+    return store.put(submission_id_for(KEY, la_code, content), la_code, content, RECEIVED)
 
 
 def every_file(root: Path) -> list[Path]:
@@ -48,19 +50,33 @@ def every_file(root: Path) -> list[Path]:
 # --- submission ids ---
 
 
-def test_submission_id_is_la_and_content_hash() -> None:
-    digest = hashlib.sha256(CANARY).hexdigest()
+def test_submission_id_is_la_and_keyed_hmac_of_the_content() -> None:
+    digest = content_hmac(KEY, "201", CANARY)
 
-    assert submission_id_for("201", CANARY) == f"201-{digest[:24]}"
+    assert submission_id_for(KEY, "201", CANARY) == f"201-{digest[:24]}"
+
+
+@given(content=st.binary(max_size=200))
+def test_id_and_hmac_are_neither_the_plain_sha256_nor_its_prefix(content: bytes) -> None:
+    """A plain hash of a small file is its content (a one-row file was brute-forced)."""
+    plain = hashlib.sha256(content).hexdigest()
+    digest = content_hmac(KEY, "201", content)
+    suffix = submission_id_for(KEY, "201", content).removeprefix("201-")
+
+    assert digest != plain
+    assert not plain.startswith(suffix)
+    assert digest != hashlib.sha256(b"201|" + content).hexdigest()
+    assert content_hmac(OTHER_KEY, "201", content) != digest
+    assert submission_id_for(OTHER_KEY, "201", content) != submission_id_for(KEY, "201", content)
 
 
 @given(content=st.binary(max_size=200), other=st.binary(max_size=200))
 def test_submission_id_depends_only_on_la_and_content(content: bytes, other: bytes) -> None:
-    assert re.fullmatch(r"201-[0-9a-f]{24}", submission_id_for("201", content))
-    assert (submission_id_for("201", content) == submission_id_for("201", other)) is (
+    assert re.fullmatch(r"201-[0-9a-f]{24}", submission_id_for(KEY, "201", content))
+    assert (submission_id_for(KEY, "201", content) == submission_id_for(KEY, "201", other)) is (
         content == other
     )
-    assert submission_id_for("201", content) != submission_id_for("305", content)
+    assert submission_id_for(KEY, "201", content) != submission_id_for(KEY, "305", content)
 
 
 # --- round trip ---
@@ -72,8 +88,8 @@ def test_put_then_get_returns_the_content(store: LandingStore) -> None:
     assert store.get("201", landed.submission_id) == CANARY
     assert landed == LandedFile(
         la_code="201",
-        submission_id=submission_id_for("201", CANARY),
-        sha256=hashlib.sha256(CANARY).hexdigest(),
+        submission_id=submission_id_for(KEY, "201", CANARY),
+        content_hmac=content_hmac(KEY, "201", CANARY),
         size=len(CANARY),
         received_at=RECEIVED,
         key_id=KEY.key_id,
@@ -83,7 +99,7 @@ def test_put_then_get_returns_the_content(store: LandingStore) -> None:
 def test_received_time_is_kept_in_utc(store: LandingStore) -> None:
     local = RECEIVED.astimezone(timezone(timedelta(hours=1)))
 
-    landed = store.put(submission_id_for("201", CANARY), "201", CANARY, local)
+    landed = store.put(submission_id_for(KEY, "201", CANARY), "201", CANARY, local)
 
     assert landed.received_at == RECEIVED
     assert landed.received_at.utcoffset() == timedelta(0)
@@ -92,7 +108,7 @@ def test_received_time_is_kept_in_utc(store: LandingStore) -> None:
 
 def test_naive_received_time_is_refused(store: LandingStore) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.put(submission_id_for("201", CANARY), "201", CANARY, datetime(2025, 1, 1))
+        store.put(submission_id_for(KEY, "201", CANARY), "201", CANARY, datetime(2025, 1, 1))
 
 
 def test_store_holds_ciphertext_only(store: LandingStore) -> None:
@@ -123,12 +139,13 @@ def test_sidecar_records_hash_size_time_and_key_but_no_file_name(store: LandingS
         "format",
         "la_code",
         "submission_id",
-        "sha256",
+        "content_hmac",
         "size",
         "received_at",
         "key_id",
     }
-    assert sidecar["sha256"] == hashlib.sha256(CANARY).hexdigest()
+    assert sidecar["content_hmac"] == content_hmac(KEY, "201", CANARY)
+    assert hashlib.sha256(CANARY).hexdigest() not in json.dumps(sidecar)
     assert sidecar["size"] == len(CANARY)
     assert sidecar["received_at"] == "2025-03-31T14:05:06+00:00"
     assert sidecar["key_id"] == KEY.key_id
@@ -148,12 +165,12 @@ def test_put_is_idempotent(store: LandingStore) -> None:
 
 def test_put_refuses_an_id_that_is_not_the_contents(store: LandingStore) -> None:
     with pytest.raises(LandingError, match="not the id of this content"):
-        store.put(submission_id_for("201", b"other"), "201", CANARY, RECEIVED)
+        store.put(submission_id_for(KEY, "201", b"other"), "201", CANARY, RECEIVED)
 
 
 def test_put_refuses_an_id_of_another_la(store: LandingStore) -> None:
     with pytest.raises(ValueError, match="same LA"):
-        store.put(submission_id_for("305", CANARY), "201", CANARY, RECEIVED)
+        store.put(submission_id_for(KEY, "305", CANARY), "201", CANARY, RECEIVED)
 
 
 def test_no_temporary_files_are_left(store: LandingStore) -> None:
@@ -195,10 +212,10 @@ def test_sidecar_hash_edited_is_detected(store: LandingStore) -> None:
     landed = land(store)
     path = store.root / "201" / f"{landed.submission_id}.json"
     sidecar = json.loads(path.read_text())
-    sidecar["sha256"] = "0" * 64
+    sidecar["content_hmac"] = "0" * 64
     path.write_text(json.dumps(sidecar))
 
-    with pytest.raises(LandingIntegrityError, match="SHA-256"):
+    with pytest.raises(LandingIntegrityError, match="HMAC"):
         store.get("201", landed.submission_id)
 
 
@@ -231,7 +248,7 @@ def test_wrong_key_is_refused_even_if_the_sidecar_lies(store: LandingStore) -> N
 
 def test_getting_a_missing_submission_fails_clearly(store: LandingStore) -> None:
     with pytest.raises(LandingError, match="not landed"):
-        store.get("201", submission_id_for("201", b"never landed"))
+        store.get("201", submission_id_for(KEY, "201", b"never landed"))
 
 
 @pytest.mark.parametrize("submission_id", ["../201-abc", "201-" + "g" * 24, "201"])
@@ -244,8 +261,10 @@ def test_malformed_submission_ids_are_refused(store: LandingStore, submission_id
 
 
 def test_list_delete_and_older_than(store: LandingStore) -> None:
-    old = store.put(submission_id_for("201", b"old"), "201", b"old", RECEIVED - timedelta(days=400))
-    new = store.put(submission_id_for("305", b"new"), "305", b"new", RECEIVED)
+    old = store.put(
+        submission_id_for(KEY, "201", b"old"), "201", b"old", RECEIVED - timedelta(days=400)
+    )
+    new = store.put(submission_id_for(KEY, "305", b"new"), "305", b"new", RECEIVED)
 
     assert {f.submission_id for f in store.list()} == {old.submission_id, new.submission_id}
     assert store.older_than(RECEIVED - timedelta(days=365)) == [old]
@@ -297,3 +316,48 @@ def test_open_landing_on_s3_opens_the_s3_store(monkeypatch: pytest.MonkeyPatch) 
 def test_open_landing_refuses_other_schemes() -> None:
     with pytest.raises(ValueError, match="unsupported scheme 'ftp'"):
         open_landing("ftp://host/landing", KEY)
+
+
+# --- files landed before ids were keyed ---
+
+
+def land_legacy(store: LandingStore, content: bytes = CANARY, la_code: str = "201") -> str:
+    """Land `content` as the service did before ids were keyed: the id a prefix of the plain
+    SHA-256, a format 1 sidecar recording it."""
+    digest = hashlib.sha256(content).hexdigest()
+    submission_id = f"{la_code}-{digest[:24]}"
+    folder = store.root / la_code
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    aad = f"{la_code}/{submission_id}".encode()
+    (folder / f"{submission_id}.bin").write_bytes(encrypt_blob(KEY, content, aad))
+    sidecar = {
+        "format": 1,
+        "la_code": la_code,
+        "submission_id": submission_id,
+        "sha256": digest,
+        "size": len(content),
+        "received_at": RECEIVED.isoformat(),
+        "key_id": KEY.key_id,
+    }
+    (folder / f"{submission_id}.json").write_text(json.dumps(sidecar))
+    return submission_id
+
+
+def test_a_file_landed_before_ids_were_keyed_is_still_read_and_checked(
+    store: LandingStore,
+) -> None:
+    legacy_id = land_legacy(store)
+
+    assert store.get("201", legacy_id) == CANARY
+    (listed,) = store.list()
+    assert (listed.submission_id, listed.content_hmac, listed.received_at) == (
+        legacy_id,
+        None,
+        RECEIVED,
+    )
+    sidecar_path = store.root / "201" / f"{legacy_id}.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["sha256"] = "0" * 64
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(LandingIntegrityError, match="HMAC"):
+        store.get("201", legacy_id)

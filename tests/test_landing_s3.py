@@ -3,7 +3,6 @@ ciphertext only in the bucket, and deletion that leaves no version behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +15,7 @@ from ingest.storage.landing import (
     LandingError,
     LandingIntegrityError,
     LandingKeyMismatch,
+    content_hmac,
     submission_id_for,
 )
 from ingest.storage.landing.s3 import S3LandingStore, open_s3_landing
@@ -35,7 +35,7 @@ def store(s3_bucket: S3Bucket) -> S3LandingStore:
 
 
 def land(store: S3LandingStore, content: bytes = CANARY, la_code: str = "201") -> LandedFile:
-    return store.put(submission_id_for(la_code, content), la_code, content, RECEIVED)
+    return store.put(submission_id_for(KEY, la_code, content), la_code, content, RECEIVED)
 
 
 def _blob_key(landed: LandedFile) -> str:
@@ -56,8 +56,8 @@ def test_put_then_get_returns_the_content(store: S3LandingStore) -> None:
     assert store.info("201", landed.submission_id) == landed
     assert landed == LandedFile(
         la_code="201",
-        submission_id=submission_id_for("201", CANARY),
-        sha256=hashlib.sha256(CANARY).hexdigest(),
+        submission_id=submission_id_for(KEY, "201", CANARY),
+        content_hmac=content_hmac(KEY, "201", CANARY),
         size=len(CANARY),
         received_at=RECEIVED,
         key_id=KEY.key_id,
@@ -90,13 +90,13 @@ def test_the_sidecar_is_small_json_without_a_file_name(
         "format",
         "la_code",
         "submission_id",
-        "sha256",
+        "content_hmac",
         "size",
         "received_at",
         "key_id",
     }
-    assert (sidecar["sha256"], sidecar["size"], sidecar["key_id"]) == (
-        hashlib.sha256(CANARY).hexdigest(),
+    assert (sidecar["content_hmac"], sidecar["size"], sidecar["key_id"]) == (
+        content_hmac(KEY, "201", CANARY),
         len(CANARY),
         KEY.key_id,
     )
@@ -124,7 +124,7 @@ def test_an_unknown_server_side_encryption_is_refused(s3_bucket: S3Bucket) -> No
 def test_received_time_is_kept_in_utc(store: S3LandingStore) -> None:
     local = RECEIVED.astimezone(timezone(timedelta(hours=1)))
 
-    landed = store.put(submission_id_for("201", CANARY), "201", CANARY, local)
+    landed = store.put(submission_id_for(KEY, "201", CANARY), "201", CANARY, local)
 
     assert landed.received_at == RECEIVED
     assert store.list()[0].received_at == RECEIVED
@@ -142,7 +142,7 @@ def test_put_is_idempotent(s3_bucket: S3Bucket, store: S3LandingStore) -> None:
 
 def test_put_refuses_an_id_that_is_not_the_contents(store: S3LandingStore) -> None:
     with pytest.raises(LandingError, match="not the id of this content"):
-        store.put(submission_id_for("201", b"other"), "201", CANARY, RECEIVED)
+        store.put(submission_id_for(KEY, "201", b"other"), "201", CANARY, RECEIVED)
 
 
 def test_a_landed_sidecar_whose_blob_is_gone_is_reported_damaged(
@@ -185,10 +185,10 @@ def test_a_blob_swapped_between_submissions_is_detected(
 def test_an_edited_sidecar_hash_is_detected(s3_bucket: S3Bucket, store: S3LandingStore) -> None:
     landed = land(store)
     sidecar = json.loads(s3_bucket.get(_sidecar_key(landed)))
-    sidecar["sha256"] = "0" * 64
+    sidecar["content_hmac"] = "0" * 64
     s3_bucket.put(_sidecar_key(landed), json.dumps(sidecar).encode())
 
-    with pytest.raises(LandingIntegrityError, match="SHA-256"):
+    with pytest.raises(LandingIntegrityError, match="HMAC"):
         store.get("201", landed.submission_id)
 
 
@@ -212,7 +212,7 @@ def test_another_key_is_refused(s3_bucket: S3Bucket, store: S3LandingStore) -> N
 
 def test_a_missing_submission_fails_clearly(store: S3LandingStore) -> None:
     with pytest.raises(LandingError, match="not landed"):
-        store.get("201", submission_id_for("201", b"never landed"))
+        store.get("201", submission_id_for(KEY, "201", b"never landed"))
 
 
 @pytest.mark.parametrize("submission_id", ["../201-abc", "201-" + "g" * 24, "201"])
@@ -225,8 +225,10 @@ def test_malformed_submission_ids_are_refused(store: S3LandingStore, submission_
 
 
 def test_list_delete_and_older_than(s3_bucket: S3Bucket, store: S3LandingStore) -> None:
-    old = store.put(submission_id_for("201", b"old"), "201", b"old", RECEIVED - timedelta(days=400))
-    new = store.put(submission_id_for("305", b"new"), "305", b"new", RECEIVED)
+    old = store.put(
+        submission_id_for(KEY, "201", b"old"), "201", b"old", RECEIVED - timedelta(days=400)
+    )
+    new = store.put(submission_id_for(KEY, "305", b"new"), "305", b"new", RECEIVED)
     s3_bucket.put("landing/201/not-a-submission.json", b"{}")
     s3_bucket.put("elsewhere/201/" + f"{old.submission_id}.json", b"{}")
 

@@ -28,7 +28,7 @@ from ingest.storage.landing import (
     LandingError,
     LandingStore,
     open_landing,
-    submission_id_for,
+    submission_id_of,
 )
 from ingest.storage.landing.s3 import S3LandingStore, open_s3_landing
 from ingest.warehouse import Warehouse, duckdb_url
@@ -46,7 +46,7 @@ def land_files(landing: Landing, ages: tuple[int, ...], la_code: str = "201") ->
     ids = []
     for number, age in enumerate(ages):
         content = people_csv(2, first=number * 10 + 1)
-        submission_id = submission_id_for(la_code, content)
+        submission_id = submission_id_of(la_code, landing.content_hmac(la_code, content))
         landing.put(submission_id, la_code, content, NOW - timedelta(days=age))
         ids.append(submission_id)
     return ids

@@ -20,7 +20,7 @@ from ingest.rotation import (
     rotate_key,
     stored_key_ids,
 )
-from ingest.storage.landing import LandingStore, submission_id_for
+from ingest.storage.landing import LandingStore, submission_id_of
 from ingest.warehouse import Warehouse, duckdb_url
 from pseudonymise.keys import TrialKey, new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
@@ -50,7 +50,7 @@ class Trial:
 
 
 def _load(services: Services, la_code: str, content: bytes, received_at: datetime) -> str:
-    submission_id = submission_id_for(la_code, content)
+    submission_id = submission_id_of(la_code, services.landing.content_hmac(la_code, content))
     services.landing.put(submission_id, la_code, content, received_at)
     received = take_from_landing(services, la_code, submission_id)
     process_received(services, received)

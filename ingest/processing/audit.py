@@ -29,7 +29,7 @@ def audit_rows(services: Services, result: SubmissionResult) -> list[SubmissionR
             rows_rejected=dataset.rows_rejected if dataset else 0,
             received_at=result.received_at,
             processed_at=processed_at,
-            sha256=result.sha256,
+            content_hmac=result.content_hmac,
             size_bytes=result.size_bytes,
             key_id=result.key_id,
         )

@@ -53,7 +53,9 @@ def process_received(
     `detect_duplicate` is off when a landed file is processed again on purpose; `release_held`
     loads datasets even where a blocking check fails (a person looked and decided).
     """
-    if detect_duplicate and services.warehouse.is_duplicate(received.la_code, received.sha256):
+    if detect_duplicate and services.warehouse.is_duplicate(
+        received.la_code, received.content_hmac
+    ):
         return _record_duplicate(services, received)
     outcome, datasets = _check_and_load(services, received, release_held=release_held)
     file_rules = _error_rules(outcome.file_issues)
@@ -89,7 +91,7 @@ def _result(
         submission_id=received.submission_id,
         receipt_id=received.receipt_id,
         received_at=received.received_at,
-        sha256=received.sha256,
+        content_hmac=received.content_hmac,
         size_bytes=received.size_bytes,
         key_id=services.tokeniser.key_id,
         status=status,

@@ -9,7 +9,7 @@ from datetime import datetime
 from ingest.processing.errors import PipelineError
 from ingest.processing.services import Services
 from ingest.storage.drop import Drop, DropObject, DropObjectChanged
-from ingest.storage.landing import submission_id_for
+from ingest.storage.landing import submission_id_of
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Received:
     content: bytes = field(repr=False)
     received_at: datetime
     submission_id: str
-    sha256: str
+    content_hmac: str  # keyed under the landing key: a plain hash of a small file is its content
 
     @property
     def size_bytes(self) -> int:
@@ -57,20 +57,22 @@ def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Receiv
         content = drop.read(obj)
     except DropObjectChanged:
         return None
-    sha256 = hashlib.sha256(content).hexdigest()
-    submission_id = submission_id_for(la_code, content)
+    digest = services.landing.content_hmac(la_code, content)
+    submission_id = submission_id_of(la_code, digest)
     received_at = services.clock()
-    if not services.warehouse.is_duplicate(la_code, sha256):
+    if not services.warehouse.is_duplicate(la_code, digest):
         # Landed before (a run that failed part way)? Then it keeps its first received time.
         landed = services.landing.put(submission_id, la_code, content, received_at)
         received_at = landed.received_at
     drop.remove(obj)
-    return Received(la_code, content, received_at, submission_id, sha256)
+    return Received(la_code, content, received_at, submission_id, digest)
 
 
 def take_from_landing(services: Services, la_code: str, submission_id: str) -> Received:
-    """A landed file, as it was first received."""
+    """A landed file, as it was first received (under the id it was landed as: one landed
+    before ids were keyed keeps its old id, and its HMAC is computed now)."""
     services.warehouse.create_schema()
     landed = services.landing.info(la_code, submission_id)
     content = services.landing.get(la_code, submission_id)
-    return Received(la_code, content, landed.received_at, submission_id, landed.sha256)
+    digest = services.landing.content_hmac(la_code, content)
+    return Received(la_code, content, landed.received_at, submission_id, digest)

@@ -18,7 +18,7 @@ def write_report(services: Services, result: SubmissionResult, outcome: Submissi
     text = render_report(
         outcome,
         received_at=result.received_at,
-        sha256=result.sha256,
+        sha256=None,  # the service writes no bare hash of a file
         size_bytes=result.size_bytes,
         status=result.status.value,
         held_checks=held_check_lines(result),

@@ -49,7 +49,7 @@ class SubmissionResult:
     submission_id: str
     receipt_id: str
     received_at: datetime
-    sha256: str
+    content_hmac: str
     size_bytes: int
     key_id: str
     status: SubmissionStatus

@@ -40,7 +40,7 @@ class SubmissionRecord:
     rows_rejected: int
     received_at: datetime
     processed_at: datetime
-    sha256: str
+    content_hmac: str | None  # keyed; None: recorded before fingerprints were keyed
     size_bytes: int
     key_id: str
 
@@ -194,15 +194,15 @@ class AuditTrail(WarehouseParts):
         )
         return [_submission_record(row) for row in rows]
 
-    def is_duplicate(self, la_code: str, sha256: str) -> bool:
+    def is_duplicate(self, la_code: str, content_hmac: str) -> bool:
         """Was a byte-identical file from this LA already processed (accepted, held or
-        rejected)?"""
+        rejected)? `content_hmac`: the file's, under the landing key."""
         table = self._layout.submissions
         query = (
             sa.select(sa.literal(1))
             .where(
                 table.c.la_code == check_la_code(la_code),
-                table.c.sha256 == sha256,
+                table.c.content_hmac == content_hmac,
                 table.c.status.in_(("accepted", "held", "rejected")),
             )
             .limit(1)

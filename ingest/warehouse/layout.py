@@ -221,7 +221,8 @@ def _ops_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("rows_rejected", sa.BigInteger(), nullable=False),
             sa.Column("received_at", sa.DateTime(), nullable=False),
             sa.Column("processed_at", sa.DateTime(), nullable=False),
-            sa.Column("sha256", sa.String(), nullable=False),
+            # HMAC-SHA-256 under the landing key (null: recorded before it was keyed).
+            sa.Column("content_hmac", sa.String()),
             sa.Column("size_bytes", sa.BigInteger(), nullable=False),
             sa.Column("key_id", sa.String(), nullable=False),
             sa.UniqueConstraint("receipt_id", "dataset"),
@@ -362,7 +363,7 @@ def schema_complete(conn: sa.Connection, layout: Layout, names: SchemaNames) -> 
     ).bindparams(sa.bindparam("schemas", expanding=True))
     schemas = sorted({schema for schema, _, _ in expected})
     present = {tuple(row) for row in conn.execute(found, {"schemas": schemas})}
-    return expected <= present
+    return expected <= present and not has_plain_file_hashes(conn, names)
 
 
 def create_layout(conn: sa.Connection, layout: Layout, names: SchemaNames) -> None:
@@ -373,10 +374,45 @@ def create_layout(conn: sa.Connection, layout: Layout, names: SchemaNames) -> No
     for schema in SCHEMAS:
         conn.execute(sa.schema.CreateSchema(names(schema), if_not_exists=True))
     layout.metadata.create_all(conn, checkfirst=True)
+    drop_plain_file_hashes(conn, names)
     _drop_clean_tables(conn, names)
     for dataset in DATASETS:
         conn.execute(sa.text(_clean_view_ddl(conn, layout, names, dataset)))
         conn.execute(sa.text(_analysis_view_ddl(conn, layout, names, dataset)))
+
+
+def has_plain_file_hashes(conn: sa.Connection, names: SchemaNames) -> bool:
+    """`ops.submissions` still has the `sha256` column of a warehouse made before file
+    fingerprints were keyed."""
+    return _has_column(conn, names("ops"), "submissions", "sha256")
+
+
+def drop_plain_file_hashes(conn: sa.Connection, names: SchemaNames) -> None:
+    """Replace the plain SHA-256 column with `content_hmac`, null for the rows already there.
+
+    A plain hash of a small file is its content, and it cannot be keyed without the file.
+    The values are overwritten before the column goes, as PostgreSQL keeps a dropped column's
+    values in its rows (`Warehouse.create_schema` then rewrites the table).
+    """
+    if not has_plain_file_hashes(conn, names):
+        return
+    table = conn.dialect.identifier_preparer.format_table(
+        sa.table("submissions", schema=names("ops"))
+    )
+    conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN sha256 DROP NOT NULL"))
+    conn.execute(sa.text(f"UPDATE {table} SET sha256 = NULL"))  # noqa: S608 (quoted identifier)
+    conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN sha256"))
+    if not _has_column(conn, names("ops"), "submissions", "content_hmac"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN content_hmac VARCHAR"))
+
+
+def _has_column(conn: sa.Connection, schema: str, table: str, column: str) -> bool:
+    found = sa.text(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = :schema "
+        "AND table_name = :table AND column_name = :column"
+    )
+    params = {"schema": schema, "table": table, "column": column}
+    return conn.execute(found, params).first() is not None
 
 
 def _drop_clean_tables(conn: sa.Connection, names: SchemaNames) -> None:

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from ingest.allocation import AllocationRow, read_allocation
 from ingest.warehouse.audit import AuditTrail
 from ingest.warehouse.bulk import BulkInserter, bulk_inserter_for
-from ingest.warehouse.layout import SchemaNames, build_layout, create_layout, schema_complete
+from ingest.warehouse.layout import (
+    SchemaNames,
+    build_layout,
+    create_layout,
+    has_plain_file_hashes,
+    schema_complete,
+)
 from ingest.warehouse.loading import ReturnLoader
 from ingest.warehouse.session import Session, WarehouseParts, create_engine
 
@@ -80,10 +86,30 @@ class Warehouse(ReturnLoader, AuditTrail):
                 "looking for the warehouse schema",
                 lambda conn: schema_complete(conn, layout, names),
             ):
+                plain = run(
+                    "looking for plain file hashes",
+                    lambda conn: has_plain_file_hashes(conn, names),
+                )
                 run(
                     "creating the warehouse schema", lambda conn: create_layout(conn, layout, names)
                 )
+                if plain:
+                    self._rewrite_submissions()
             self._schema_created = True
+
+    def _rewrite_submissions(self) -> None:
+        """Write `ops.submissions` afresh once its plain hashes are gone, so that the old
+        values do not stay in the database's pages (PostgreSQL keeps old row versions until
+        a VACUUM; DuckDB frees the old blocks at a checkpoint)."""
+        quoted = self.engine.dialect.identifier_preparer.format_table(
+            sa.table("submissions", schema=self._names("ops"))
+        )
+        statement = f"VACUUM FULL {quoted}" if self._dialect == "postgresql" else "CHECKPOINT"
+
+        def rewrite(conn: sa.Connection) -> None:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text(statement))
+
+        self._session.run("rewriting the audit table", rewrite, in_transaction=False)
 
     @contextmanager
     def held_open(self) -> Iterator[None]:

@@ -38,7 +38,7 @@ def record(receipt: str, dataset: str | None, status: str, **changes: Any) -> Su
         "rows_rejected": 1,
         "received_at": T0,
         "processed_at": T0 + timedelta(minutes=1),
-        "sha256": "ab" * 32,
+        "content_hmac": "ab" * 32,
         "size_bytes": 120,
         "key_id": "k1",
     }
@@ -66,9 +66,9 @@ def test_record_submission_upserts_by_receipt_and_dataset(warehouse: Warehouse) 
 
 
 def test_is_duplicate_counts_processed_files_of_the_same_la(warehouse: Warehouse) -> None:
-    warehouse.record_submission([record("r1", None, "duplicate", sha256="dd" * 32)])
-    warehouse.record_submission([record("r2", "people", "rejected", sha256="ee" * 32)])
-    warehouse.record_submission([record("r3", "people", "held", sha256="cc" * 32)])
+    warehouse.record_submission([record("r1", None, "duplicate", content_hmac="dd" * 32)])
+    warehouse.record_submission([record("r2", "people", "rejected", content_hmac="ee" * 32)])
+    warehouse.record_submission([record("r3", "people", "held", content_hmac="cc" * 32)])
 
     assert warehouse.is_duplicate("201", "ee" * 32)
     assert warehouse.is_duplicate("201", "cc" * 32)  # held: processed, waiting for a person

@@ -10,7 +10,9 @@ from ingest.storage.landing.base import (
     LandingError,
     LandingIntegrityError,
     LandingKeyMismatch,
+    content_hmac,
     submission_id_for,
+    submission_id_of,
 )
 from ingest.storage.landing.local import LandingStore
 from ingest.storage.landing.opening import open_configured_landing, open_landing
@@ -22,7 +24,9 @@ __all__ = [
     "LandingIntegrityError",
     "LandingKeyMismatch",
     "LandingStore",
+    "content_hmac",
     "open_configured_landing",
     "open_landing",
     "submission_id_for",
+    "submission_id_of",
 ]

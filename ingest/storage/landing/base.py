@@ -6,8 +6,9 @@ submission is two files under `<la_code>/`:
 
 - `<submission_id>.bin`: `encrypt_blob(landing key, content, "<la_code>/<submission_id>")`, so a
   blob renamed or moved to another LA fails to decrypt;
-- `<submission_id>.json`: the sidecar (SHA-256 and size of the content, received time in UTC,
-  key id). Never the LA's file name.
+- `<submission_id>.json`: the sidecar (keyed HMAC and size of the content, received time in UTC,
+  key id). Never the LA's file name. A sidecar of format 1 (before ids were keyed) holds the
+  content's plain SHA-256 instead, and is still read.
 
 A submission counts as landed once its sidecar exists (written after the blob). This module
 holds the `Landing` protocol and the rules both stores share: the folder store (`local`) and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -29,11 +31,13 @@ from pseudonymise.keys import TrialKey
 from pseudonymise.la_code import LA_CODE_PATTERN, check_la_code
 from pseudonymise.landing_crypto import LandingDecryptError, decrypt_blob
 
-SIDECAR_FORMAT = 1
+SIDECAR_FORMAT = 2
+_LEGACY_SIDECAR_FORMAT = 1  # the content's plain SHA-256, before ids were keyed
 SUBMISSION_ID_HEX_CHARS = 24
+_CONTENT_LABEL = b"trial-ingest content hmac v1"
 
 SUBMISSION_ID_PATTERN = re.compile(f"{LA_CODE_PATTERN}-[0-9a-f]{{{SUBMISSION_ID_HEX_CHARS}}}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class LandingError(RuntimeError):
@@ -41,35 +45,59 @@ class LandingError(RuntimeError):
 
 
 class LandingIntegrityError(LandingError):
-    """A landed file fails to decrypt or no longer matches its recorded SHA-256 and size."""
+    """A landed file fails to decrypt or no longer matches its recorded HMAC and size."""
 
 
 class LandingKeyMismatch(LandingError):
     """The landed file was encrypted under another landing key (e.g. before a rotation)."""
 
 
-def submission_id_for(la_code: str, content: bytes) -> str:
-    """The submission's id: the LA and the first 96 bits of the content's SHA-256.
+def content_hmac(key: TrialKey, la_code: str, content: bytes) -> str:
+    """HMAC-SHA-256 of `<la_code>|<content>` under the landing key, as 64 hex characters.
+
+    Keyed, because a plain hash of a small file is its content: a one-row file's SHA-256 was
+    brute-forced back to the person's ID. Evaluators never hold the landing key. The HMAC key
+    is derived under a fixed label, so it never equals a drop fingerprint or a token.
+    """
+    check_la_code(la_code)
+    subkey = hmac.new(key.secret, _CONTENT_LABEL, hashlib.sha256).digest()
+    mac = hmac.new(subkey, f"{la_code}|".encode("ascii"), hashlib.sha256)
+    mac.update(content)
+    return mac.hexdigest()
+
+
+def submission_id_of(la_code: str, digest: str) -> str:
+    """The submission's id: the LA and the first 96 bits of the content's keyed HMAC."""
+    check_la_code(la_code)
+    return f"{la_code}-{digest[:SUBMISSION_ID_HEX_CHARS]}"
+
+
+def submission_id_for(key: TrialKey, la_code: str, content: bytes) -> str:
+    """The submission's id of `content` under the landing key `key`.
 
     Derived from the content, never from the file's name, so a byte-identical re-upload gets the
     same id and a corrected file under the same name gets a new one.
     """
-    check_la_code(la_code)
-    return f"{la_code}-{hashlib.sha256(content).hexdigest()[:SUBMISSION_ID_HEX_CHARS]}"
+    return submission_id_of(la_code, content_hmac(key, la_code, content))
 
 
 @dataclass(frozen=True)
 class LandedFile:
     la_code: str
     submission_id: str
-    sha256: str
+    content_hmac: str | None  # None: landed before ids were keyed (see `legacy_sha256`)
     size: int
     received_at: datetime  # UTC
     key_id: str
+    legacy_sha256: str | None = None  # a format 1 sidecar's check value, never stored anew
 
 
 class Landing(Protocol):
     """What the pipeline needs of a landing store (`LandingStore`, `S3LandingStore`)."""
+
+    def content_hmac(self, la_code: str, content: bytes) -> str:
+        """`content_hmac` under this store's landing key."""
+        ...
 
     def put(
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
@@ -114,8 +142,8 @@ def check_key_id(key: TrialKey, landed: LandedFile) -> None:
 
 
 def decrypt_landed(key: TrialKey, landed: LandedFile, blob: bytes) -> bytes:
-    """The content of a landed blob, decrypted and checked against its sidecar's SHA-256 and
-    size (shared by the local and the S3 landing stores)."""
+    """The content of a landed blob, decrypted and checked against its sidecar's HMAC and size
+    (shared by the local and the S3 landing stores)."""
     check_key_id(key, landed)
     content: bytes | None = None
     with contextlib.suppress(LandingDecryptError):
@@ -125,12 +153,19 @@ def decrypt_landed(key: TrialKey, landed: LandedFile, blob: bytes) -> bytes:
             f"submission {landed.submission_id} of LA {landed.la_code} fails to decrypt: "
             "the landed file was altered, moved or is missing"
         )
-    if len(content) != landed.size or hashlib.sha256(content).hexdigest() != landed.sha256:
+    if len(content) != landed.size or not _matches_sidecar(key, landed, content):
         raise LandingIntegrityError(
             f"submission {landed.submission_id} of LA {landed.la_code} does not match its "
-            "recorded SHA-256"
+            "recorded HMAC"
         )
     return content
+
+
+def _matches_sidecar(key: TrialKey, landed: LandedFile, content: bytes) -> bool:
+    if landed.content_hmac is None:
+        legacy = hashlib.sha256(content).hexdigest()
+        return hmac.compare_digest(legacy, landed.legacy_sha256 or "")
+    return hmac.compare_digest(content_hmac(key, landed.la_code, content), landed.content_hmac)
 
 
 def landing_record(
@@ -139,13 +174,13 @@ def landing_record(
     """What landing `content` as `submission_id` records; refuses content of another id."""
     check_la_code(la_code)
     check_submission_id(la_code, submission_id)
-    digest = hashlib.sha256(content).hexdigest()
-    if not submission_id.endswith(digest[:SUBMISSION_ID_HEX_CHARS]):
+    digest = content_hmac(key, la_code, content)
+    if submission_id != submission_id_of(la_code, digest):
         raise LandingError(f"submission {submission_id} is not the id of this content")
     return LandedFile(
         la_code=la_code,
         submission_id=submission_id,
-        sha256=digest,
+        content_hmac=digest,
         size=len(content),
         received_at=as_utc(received_at),
         key_id=key.key_id,
@@ -154,7 +189,7 @@ def landing_record(
 
 def intact_existing(existing: LandedFile, landed: LandedFile, *, blob_present: bool) -> LandedFile:
     """An earlier landing of the same submission, kept as it is if it is intact."""
-    if existing.sha256 != landed.sha256 or not blob_present:
+    if existing.content_hmac != landed.content_hmac or not blob_present:
         raise LandingIntegrityError(
             f"submission {landed.submission_id} of LA {landed.la_code} is already landed, damaged"
         )
@@ -162,11 +197,13 @@ def intact_existing(existing: LandedFile, landed: LandedFile, *, blob_present: b
 
 
 def sidecar_bytes(landed: LandedFile) -> bytes:
+    if landed.content_hmac is None:
+        raise LandingError(f"submission {landed.submission_id} has no keyed HMAC to record")
     document = {
         "format": SIDECAR_FORMAT,
         "la_code": landed.la_code,
         "submission_id": landed.submission_id,
-        "sha256": landed.sha256,
+        "content_hmac": landed.content_hmac,
         "size": landed.size,
         "received_at": landed.received_at.isoformat(),
         "key_id": landed.key_id,
@@ -175,27 +212,32 @@ def sidecar_bytes(landed: LandedFile) -> bytes:
 
 
 def parse_sidecar(document: Any, la_code: str, submission_id: str) -> LandedFile | None:
-    """The sidecar's record if it is well formed and names this very submission."""
+    """The sidecar's record if it is well formed and names this very submission (a format 1
+    sidecar records the plain SHA-256, format 2 the keyed HMAC)."""
     received_at = datetime.fromisoformat(document["received_at"])
+    digest_field = "sha256" if document["format"] == _LEGACY_SIDECAR_FORMAT else "content_hmac"
+    digest = document[digest_field]
     valid = (
-        document["format"] == SIDECAR_FORMAT
+        document["format"] in (_LEGACY_SIDECAR_FORMAT, SIDECAR_FORMAT)
         and document["la_code"] == la_code
         and document["submission_id"] == submission_id
-        and isinstance(document["sha256"], str)
-        and _SHA256.fullmatch(document["sha256"]) is not None
+        and isinstance(digest, str)
+        and _HEX64.fullmatch(digest) is not None
         and isinstance(document["size"], int)
         and isinstance(document["key_id"], str)
         and received_at.tzinfo is not None
     )
     if not valid:
         return None
+    legacy = document["format"] == _LEGACY_SIDECAR_FORMAT
     return LandedFile(
         la_code=la_code,
         submission_id=submission_id,
-        sha256=document["sha256"],
+        content_hmac=None if legacy else digest,
         size=document["size"],
         received_at=received_at.astimezone(UTC),
         key_id=document["key_id"],
+        legacy_sha256=digest if legacy else None,
     )
 
 

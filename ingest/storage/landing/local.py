@@ -19,6 +19,7 @@ from ingest.storage.landing.base import (
     LandingError,
     associated_data,
     check_submission_id,
+    content_hmac,
     decrypt_landed,
     intact_existing,
     landing_record,
@@ -63,6 +64,9 @@ class LandingStore:
     @property
     def root(self) -> Path:
         return self._root
+
+    def content_hmac(self, la_code: str, content: bytes) -> str:
+        return content_hmac(self._key, la_code, content)
 
     def put(
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime

@@ -7,7 +7,7 @@ The same API and the same objects as the folder store (`ingest.storage.landing.l
   to `"<la_code>/<submission_id>"`). The service encrypts whatever the bucket does: server-side
   encryption (``TRIAL_LANDING_S3_SSE=AES256`` or ``aws:kms``) can be asked for on top, never
   instead;
-- `<submission_id>.json`: the sidecar (SHA-256, size, received time, key id; never the LA's file
+- `<submission_id>.json`: the sidecar (keyed HMAC, size, received time, key id; never the LA's file
   name), written after the blob, so a submission counts as landed once its sidecar exists.
 
 Keys hold LA codes and submission ids only, never file names.
@@ -35,6 +35,7 @@ from ingest.storage.landing.base import (
     LandingError,
     associated_data,
     check_submission_id,
+    content_hmac,
     decrypt_landed,
     intact_existing,
     landing_record,
@@ -94,6 +95,9 @@ class S3LandingStore:
     @property
     def prefix(self) -> str:
         return self._prefix
+
+    def content_hmac(self, la_code: str, content: bytes) -> str:
+        return content_hmac(self._key, la_code, content)
 
     def put(
         self, submission_id: str, la_code: str, content: bytes, received_at: datetime
