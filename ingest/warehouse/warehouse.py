@@ -107,7 +107,9 @@ class Warehouse(ReturnLoader, AuditTrail):
         statement = f"VACUUM FULL {quoted}" if self._dialect == "postgresql" else "CHECKPOINT"
 
         def rewrite(conn: sa.Connection) -> None:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text(statement))
+            if self._dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(sa.text(statement))
 
         self._session.run("rewriting the audit table", rewrite, in_transaction=False)
 

@@ -5,10 +5,12 @@ Every behaviour test runs on DuckDB and, when the local server answers, on Postg
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from loads import (
     T0,
     T1,
@@ -124,3 +126,62 @@ def test_file_issues_are_recorded_without_a_dataset(warehouse: Warehouse) -> Non
 
 
 # --- allocation -----------------------------------------------------------------------------
+
+
+# --- warehouses made when the audit held the file's plain SHA-256 ---------------------------
+
+_OLD_SUBMISSIONS = """
+CREATE TABLE ops.submissions (
+    receipt_id VARCHAR NOT NULL, submission_id VARCHAR NOT NULL, la_code VARCHAR NOT NULL,
+    dataset VARCHAR, status VARCHAR NOT NULL, reason VARCHAR,
+    rows_received BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_rejected BIGINT NOT NULL,
+    received_at TIMESTAMP NOT NULL, processed_at TIMESTAMP NOT NULL,
+    sha256 VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, key_id VARCHAR NOT NULL,
+    UNIQUE (receipt_id, dataset)
+)
+"""
+PLAIN = hashlib.sha256(b"person_id\nP-00042\n").hexdigest()
+
+
+def make_old_format(warehouse: Warehouse) -> None:
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE ops.submissions"))
+        conn.execute(sa.text(_OLD_SUBMISSIONS))
+        conn.execute(
+            sa.text(
+                "INSERT INTO ops.submissions VALUES ('r0', :sid, '201', 'people', 'accepted', "
+                "NULL, 1, 1, 0, '2025-01-01 00:00:00', '2025-01-01 00:01:00', :plain, 18, 'k1')"
+            ),
+            {"sid": "201-" + PLAIN[:24], "plain": PLAIN},
+        )
+
+
+def test_an_old_audit_loses_its_plain_hashes_and_keeps_its_rows(warehouse: Warehouse) -> None:
+    """Plain SHA-256 values are overwritten and their column dropped (they cannot be keyed
+    without the raw file); the rows stay, with a null `content_hmac`."""
+    make_old_format(warehouse)
+    again = Warehouse(warehouse.engine.url.render_as_string(hide_password=False))
+    again.create_schema()
+
+    with again.engine.connect() as conn:
+        columns = conn.execute(
+            sa.text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'ops' AND table_name = 'submissions'"
+            )
+        ).all()
+        stored = conn.execute(sa.text("SELECT * FROM ops.submissions")).all()
+    assert {c for (c,) in columns} >= {"content_hmac", "receipt_id", "size_bytes"}
+    assert "sha256" not in {c for (c,) in columns}
+    assert PLAIN not in repr(stored)
+    (old,) = again.submissions()
+    assert (old.receipt_id, old.status, old.rows_loaded, old.content_hmac) == (
+        "r0",
+        "accepted",
+        1,
+        None,
+    )
+    again.record_submission([record("r1", "people", "accepted", content_hmac="ab" * 32)])
+    assert again.is_duplicate("201", "ab" * 32)
+    assert not again.is_duplicate("201", PLAIN)
+    again.dispose()

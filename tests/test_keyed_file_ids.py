@@ -1,0 +1,95 @@
+"""Every id and fingerprint derived from a file's bytes is keyed (HMAC under the landing key):
+the submission id, the audit's `content_hmac`, landing object names and LA report names. A
+plain SHA-256 of a one-row file was brute-forced back to the person's ID.
+
+Runs on DuckDB and, when the local server answers, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from e2e import postgres_database, require_postgres
+
+from ingest.processing import Services, SubmissionResult, process_received, take_from_drop
+from ingest.storage.drop import REPORTS_FOLDER, LocalFolderDrop
+from ingest.storage.landing import LandingStore, content_hmac
+from ingest.warehouse import Warehouse, duckdb_url
+from pseudonymise.keys import new_key_text, parse_key_text
+from pseudonymise.tokens import Tokeniser
+
+PSEUDONYM_KEY = parse_key_text(new_key_text())
+LANDING_KEY = parse_key_text(new_key_text())
+OTHER_LANDING_KEY = parse_key_text(new_key_text())
+RECEIVED = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+ONE_ROW = (
+    b"person_id,family_id,role,date_of_birth,sex,first_name\n"
+    b"P-0000042,F-0000042,CHILD,2012-01-02,F,Zebedee\n"
+)
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "duckdb":
+        yield duckdb_url(tmp_path / "warehouse.duckdb")
+        return
+    require_postgres()
+    with postgres_database("trial_keyed_ids") as url:
+        yield url
+
+
+def deliver_and_process(services: Services, drop_root: Path, name: str) -> SubmissionResult:
+    (drop_root / "201" / name).write_bytes(ONE_ROW)
+    assert services.drop is not None
+    [listed] = services.drop.list_inbox("201")
+    received = take_from_drop(services, "201", listed.fingerprint)
+    assert received is not None
+    return process_received(services, received)
+
+
+def audit_text(warehouse: Warehouse) -> str:
+    with warehouse.engine.connect() as conn:
+        return repr(conn.execute(sa.text("SELECT * FROM ops.submissions")).all())
+
+
+def test_a_files_ids_are_keyed_and_duplicates_are_still_found(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    drop_root = tmp_path / "drop"
+    (drop_root / "201").mkdir(parents=True)
+    landing = LandingStore(tmp_path / "landing", LANDING_KEY)
+    warehouse = Warehouse(warehouse_url)
+    services = Services(
+        landing=landing,
+        warehouse=warehouse,
+        tokeniser=Tokeniser(PSEUDONYM_KEY),
+        drop=LocalFolderDrop(drop_root, LANDING_KEY),
+        clock=lambda: RECEIVED,
+    )
+
+    first = deliver_and_process(services, drop_root, "people.csv")
+    again = deliver_and_process(services, drop_root, "people (copy).csv")
+
+    plain = hashlib.sha256(ONE_ROW).hexdigest()
+    keyed = content_hmac(LANDING_KEY, "201", ONE_ROW)
+    assert (first.status.value, again.status.value) == ("accepted", "duplicate")
+    assert first.content_hmac == again.content_hmac == keyed != plain
+    assert first.submission_id == again.submission_id == f"201-{keyed[:24]}"
+    assert content_hmac(OTHER_LANDING_KEY, "201", ONE_ROW) != keyed
+    assert {r.content_hmac for r in warehouse.submissions()} == {keyed}
+    written = [
+        audit_text(warehouse),
+        *(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")),
+        *(p.read_text() for p in (drop_root / "201" / REPORTS_FOLDER).iterdir()),
+        *(p.read_text() for p in landing.root.rglob("*.json")),
+    ]
+    warehouse.dispose()
+    if warehouse_url.startswith("duckdb"):
+        written.append((tmp_path / "warehouse.duckdb").read_bytes().decode("latin-1"))
+    for text in written:
+        assert plain[:16] not in text
