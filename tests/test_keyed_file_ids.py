@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
+from test_landing import land_legacy
 
-from ingest.processing import Services, SubmissionResult, process_received, take_from_drop
+from ingest.processing import (
+    Services,
+    SubmissionResult,
+    process_received,
+    take_from_drop,
+    take_from_landing,
+)
+from ingest.retention import apply_retention
+from ingest.rotation import rotate_key
 from ingest.storage.drop import REPORTS_FOLDER, LocalFolderDrop
 from ingest.storage.landing import LandingStore, content_hmac
 from ingest.warehouse import Warehouse, duckdb_url
@@ -93,3 +102,34 @@ def test_a_files_ids_are_keyed_and_duplicates_are_still_found(
         written.append((tmp_path / "warehouse.duckdb").read_bytes().decode("latin-1"))
     for text in written:
         assert plain[:16] not in text
+
+
+def test_a_file_landed_before_ids_were_keyed_is_replayed_by_rotation_and_retention(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """Files landed under the plain-hash ids keep them and stay readable; what is recorded of
+    them afresh (the audit's `content_hmac`) is keyed."""
+    landing = LandingStore(tmp_path / "landing", LANDING_KEY)
+    legacy_id = land_legacy(landing, ONE_ROW, "201", LANDING_KEY, RECEIVED)
+    warehouse = Warehouse(warehouse_url)
+    services = Services(landing=landing, warehouse=warehouse, tokeniser=Tokeniser(PSEUDONYM_KEY))
+    first = process_received(services, take_from_landing(services, "201", legacy_id))
+    warehouse.dispose()
+
+    rotated = rotate_key(landing, warehouse_url, Tokeniser(parse_key_text(new_key_text())))
+
+    keyed = content_hmac(LANDING_KEY, "201", ONE_ROW)
+    assert (first.status.value, first.submission_id, first.content_hmac) == (
+        "accepted",
+        legacy_id,
+        keyed,
+    )
+    assert rotated.submissions_replayed == 1
+    after = Warehouse(warehouse_url)
+    assert {(r.submission_id, r.content_hmac) for r in after.submissions()} == {(legacy_id, keyed)}
+    expired = apply_retention(
+        landing, after, now=RECEIVED + timedelta(days=800), retention_days=730
+    )
+    after.dispose()
+    assert [d.submission_id for d in expired.deleted] == [legacy_id]
+    assert landing.list() == []

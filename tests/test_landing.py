@@ -321,7 +321,13 @@ def test_open_landing_refuses_other_schemes() -> None:
 # --- files landed before ids were keyed ---
 
 
-def land_legacy(store: LandingStore, content: bytes = CANARY, la_code: str = "201") -> str:
+def land_legacy(
+    store: LandingStore,
+    content: bytes = CANARY,
+    la_code: str = "201",
+    key: TrialKey = KEY,
+    received_at: datetime = RECEIVED,
+) -> str:
     """Land `content` as the service did before ids were keyed: the id a prefix of the plain
     SHA-256, a format 1 sidecar recording it."""
     digest = hashlib.sha256(content).hexdigest()
@@ -329,15 +335,15 @@ def land_legacy(store: LandingStore, content: bytes = CANARY, la_code: str = "20
     folder = store.root / la_code
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     aad = f"{la_code}/{submission_id}".encode()
-    (folder / f"{submission_id}.bin").write_bytes(encrypt_blob(KEY, content, aad))
+    (folder / f"{submission_id}.bin").write_bytes(encrypt_blob(key, content, aad))
     sidecar = {
         "format": 1,
         "la_code": la_code,
         "submission_id": submission_id,
         "sha256": digest,
         "size": len(content),
-        "received_at": RECEIVED.isoformat(),
-        "key_id": KEY.key_id,
+        "received_at": received_at.isoformat(),
+        "key_id": key.key_id,
     }
     (folder / f"{submission_id}.json").write_text(json.dumps(sidecar))
     return submission_id
