@@ -23,7 +23,7 @@ ALLOCATION_JOB = "load_allocation"
 PROCESS_RETURN_OP = "process_return"
 
 # The only run tags the service sets: the LA (from the allocation), the drop file's keyed
-# fingerprint, and the submission id (a hash of the content) once the file has landed.
+# fingerprint, and the submission id (a keyed HMAC of the content) once the file has landed.
 LA_TAG = "trial/la"
 DROP_OBJECT_TAG = "trial/drop_object"
 SUBMISSION_TAG = "trial/submission"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from e2e import postgres_database, require_postgres
+from old_formats import make_old_format
 from test_landing import land_legacy
 
 from ingest.processing import (
@@ -52,13 +53,27 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
         yield url
 
 
-def deliver_and_process(services: Services, drop_root: Path, name: str) -> SubmissionResult:
-    (drop_root / "201" / name).write_bytes(ONE_ROW)
+def deliver_and_process(
+    services: Services, drop_root: Path, name: str, content: bytes = ONE_ROW
+) -> SubmissionResult:
+    (drop_root / "201" / name).write_bytes(content)
     assert services.drop is not None
     [listed] = services.drop.list_inbox("201")
     received = take_from_drop(services, "201", listed.fingerprint)
     assert received is not None
     return process_received(services, received)
+
+
+def services_for(warehouse_url: str, tmp_path: Path) -> Services:
+    drop_root = tmp_path / "drop"
+    (drop_root / "201").mkdir(parents=True)
+    return Services(
+        landing=LandingStore(tmp_path / "landing", LANDING_KEY),
+        warehouse=Warehouse(warehouse_url),
+        tokeniser=Tokeniser(PSEUDONYM_KEY),
+        drop=LocalFolderDrop(drop_root, LANDING_KEY),
+        clock=lambda: RECEIVED,
+    )
 
 
 def audit_text(warehouse: Warehouse) -> str:
@@ -69,17 +84,9 @@ def audit_text(warehouse: Warehouse) -> str:
 def test_a_files_ids_are_keyed_and_duplicates_are_still_found(
     warehouse_url: str, tmp_path: Path
 ) -> None:
-    drop_root = tmp_path / "drop"
-    (drop_root / "201").mkdir(parents=True)
-    landing = LandingStore(tmp_path / "landing", LANDING_KEY)
-    warehouse = Warehouse(warehouse_url)
-    services = Services(
-        landing=landing,
-        warehouse=warehouse,
-        tokeniser=Tokeniser(PSEUDONYM_KEY),
-        drop=LocalFolderDrop(drop_root, LANDING_KEY),
-        clock=lambda: RECEIVED,
-    )
+    services = services_for(warehouse_url, tmp_path)
+    drop_root, landing, warehouse = tmp_path / "drop", services.landing, services.warehouse
+    assert isinstance(landing, LandingStore)
 
     first = deliver_and_process(services, drop_root, "people.csv")
     again = deliver_and_process(services, drop_root, "people (copy).csv")
@@ -133,3 +140,20 @@ def test_a_file_landed_before_ids_were_keyed_is_replayed_by_rotation_and_retenti
     after.dispose()
     assert [d.submission_id for d in expired.deleted] == [legacy_id]
     assert landing.list() == []
+
+
+def test_a_copy_of_a_file_recorded_before_ids_were_keyed_is_a_duplicate(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """The migrated audit has no HMAC for it, but its rows carry the id it had then."""
+    old = Warehouse(warehouse_url)
+    make_old_format(old, hashlib.sha256(ONE_ROW).hexdigest())
+    old.dispose()
+    services = services_for(warehouse_url, tmp_path)
+
+    copy = deliver_and_process(services, tmp_path / "drop", "people.csv")
+    other = ONE_ROW.replace(b"Zebedee", b"Dougal")
+    changed = deliver_and_process(services, tmp_path / "drop", "people.csv", other)
+    services.warehouse.dispose()
+
+    assert (copy.status.value, changed.status.value) == ("duplicate", "accepted")

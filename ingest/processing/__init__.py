@@ -11,7 +11,7 @@ One module per step: `receive`, `decide` (the blocking checks), `process`, `audi
 
 The Dagster asset (`ingest.assets.returns`) is a thin wrapper that turns a `SubmissionResult`
 into materialisations and check results. Everything returned here is safe to show: counts,
-rule and column names, tokens, hashes and times, never a value from the file and never the
+rule and column names, tokens, keyed HMACs and times, never a value from the file and never the
 LA's file name.
 """
 

@@ -24,7 +24,7 @@ import schemas.submission
 from ingest.processing.audit import audit_rows
 from ingest.processing.decide import ReplaceDecision
 from ingest.processing.errors import PipelineError
-from ingest.processing.receive import Received
+from ingest.processing.receive import Received, is_duplicate
 from ingest.processing.report import write_report
 from ingest.processing.results import (
     DatasetResult,
@@ -53,8 +53,8 @@ def process_received(
     `detect_duplicate` is off when a landed file is processed again on purpose; `release_held`
     loads datasets even where a blocking check fails (a person looked and decided).
     """
-    if detect_duplicate and services.warehouse.is_duplicate(
-        received.la_code, received.content_hmac
+    if detect_duplicate and is_duplicate(
+        services, received.la_code, received.content, received.content_hmac
     ):
         return _record_duplicate(services, received)
     outcome, datasets = _check_and_load(services, received, release_held=release_held)

@@ -9,7 +9,7 @@ from datetime import datetime
 from ingest.processing.errors import PipelineError
 from ingest.processing.services import Services
 from ingest.storage.drop import Drop, DropObject, DropObjectChanged
-from ingest.storage.landing import submission_id_of
+from ingest.storage.landing import legacy_submission_id, submission_id_of
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class Received:
         audit rows, while the same bytes dropped again later are a new receipt (a duplicate)."""
         message = f"{self.submission_id}|{self.received_at.isoformat()}".encode()
         return hashlib.sha256(message).hexdigest()[:32]
+
+
+def is_duplicate(services: Services, la_code: str, content: bytes, digest: str) -> bool:
+    """Was this file (its keyed HMAC `digest`) already processed, since ids were keyed or
+    before (by the id it had then)?"""
+    legacy = legacy_submission_id(la_code, content)
+    return services.warehouse.is_duplicate(la_code, digest, legacy_submission_id=legacy)
 
 
 def find_in_inbox(drop: Drop, la_code: str, fingerprint: str) -> DropObject | None:
@@ -60,7 +67,7 @@ def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Receiv
     digest = services.landing.content_hmac(la_code, content)
     submission_id = submission_id_of(la_code, digest)
     received_at = services.clock()
-    if not services.warehouse.is_duplicate(la_code, digest):
+    if not is_duplicate(services, la_code, content, digest):
         # Landed before (a run that failed part way)? Then it keeps its first received time.
         landed = services.landing.put(submission_id, la_code, content, received_at)
         received_at = landed.received_at

@@ -194,15 +194,25 @@ class AuditTrail(WarehouseParts):
         )
         return [_submission_record(row) for row in rows]
 
-    def is_duplicate(self, la_code: str, content_hmac: str) -> bool:
+    def is_duplicate(
+        self, la_code: str, content_hmac: str, *, legacy_submission_id: str | None = None
+    ) -> bool:
         """Was a byte-identical file from this LA already processed (accepted, held or
-        rejected)? `content_hmac`: the file's, under the landing key."""
+        rejected)? `content_hmac`: the file's, under the landing key; `legacy_submission_id`:
+        the id the file would have had before ids were keyed, which rows recorded then (their
+        `content_hmac` null) carry."""
         table = self._layout.submissions
+        same = table.c.content_hmac == content_hmac
+        if legacy_submission_id is not None:
+            recorded_before = sa.and_(
+                table.c.content_hmac.is_(None), table.c.submission_id == legacy_submission_id
+            )
+            same = sa.or_(same, recorded_before)
         query = (
             sa.select(sa.literal(1))
             .where(
                 table.c.la_code == check_la_code(la_code),
-                table.c.content_hmac == content_hmac,
+                same,
                 table.c.status.in_(("accepted", "held", "rejected")),
             )
             .limit(1)

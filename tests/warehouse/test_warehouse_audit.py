@@ -5,7 +5,6 @@ Every behaviour test runs on DuckDB and, when the local server answers, on Postg
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from loads import (
     outcome,
     rows,
 )
+from old_formats import PLAIN, make_old_format
 
 from ingest.warehouse import (
     SubmissionRecord,
@@ -130,31 +130,6 @@ def test_file_issues_are_recorded_without_a_dataset(warehouse: Warehouse) -> Non
 
 # --- warehouses made when the audit held the file's plain SHA-256 ---------------------------
 
-_OLD_SUBMISSIONS = """
-CREATE TABLE ops.submissions (
-    receipt_id VARCHAR NOT NULL, submission_id VARCHAR NOT NULL, la_code VARCHAR NOT NULL,
-    dataset VARCHAR, status VARCHAR NOT NULL, reason VARCHAR,
-    rows_received BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_rejected BIGINT NOT NULL,
-    received_at TIMESTAMP NOT NULL, processed_at TIMESTAMP NOT NULL,
-    sha256 VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, key_id VARCHAR NOT NULL,
-    UNIQUE (receipt_id, dataset)
-)
-"""
-PLAIN = hashlib.sha256(b"person_id\nP-00042\n").hexdigest()
-
-
-def make_old_format(warehouse: Warehouse) -> None:
-    with warehouse.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE ops.submissions"))
-        conn.execute(sa.text(_OLD_SUBMISSIONS))
-        conn.execute(
-            sa.text(
-                "INSERT INTO ops.submissions VALUES ('r0', :sid, '201', 'people', 'accepted', "
-                "NULL, 1, 1, 0, '2025-01-01 00:00:00', '2025-01-01 00:01:00', :plain, 18, 'k1')"
-            ),
-            {"sid": "201-" + PLAIN[:24], "plain": PLAIN},
-        )
-
 
 def test_an_old_audit_loses_its_plain_hashes_and_keeps_its_rows(warehouse: Warehouse) -> None:
     """Plain SHA-256 values are overwritten and their column dropped (they cannot be keyed
@@ -184,4 +159,7 @@ def test_an_old_audit_loses_its_plain_hashes_and_keeps_its_rows(warehouse: Wareh
     again.record_submission([record("r1", "people", "accepted", content_hmac="ab" * 32)])
     assert again.is_duplicate("201", "ab" * 32)
     assert not again.is_duplicate("201", PLAIN)
+    # A copy of the file recorded before is still found, by the id those rows carry.
+    assert again.is_duplicate("201", "cd" * 32, legacy_submission_id="201-" + PLAIN[:24])
+    assert not again.is_duplicate("201", "cd" * 32, legacy_submission_id="201-" + "0" * 24)
     again.dispose()

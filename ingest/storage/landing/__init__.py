@@ -11,6 +11,7 @@ from ingest.storage.landing.base import (
     LandingIntegrityError,
     LandingKeyMismatch,
     content_hmac,
+    legacy_submission_id,
     submission_id_for,
     submission_id_of,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "LandingKeyMismatch",
     "LandingStore",
     "content_hmac",
+    "legacy_submission_id",
     "open_configured_landing",
     "open_landing",
     "submission_id_for",

@@ -81,6 +81,16 @@ def submission_id_for(key: TrialKey, la_code: str, content: bytes) -> str:
     return submission_id_of(la_code, content_hmac(key, la_code, content))
 
 
+def legacy_submission_id(la_code: str, content: bytes) -> str:
+    """The id `content` got before ids were keyed: the first 96 bits of its plain SHA-256.
+
+    Only to recognise a copy of a file processed then, whose audit rows already carry this id;
+    never given to a new file nor stored anew.
+    """
+    check_la_code(la_code)
+    return f"{la_code}-{hashlib.sha256(content).hexdigest()[:SUBMISSION_ID_HEX_CHARS]}"
+
+
 @dataclass(frozen=True)
 class LandedFile:
     la_code: str
