@@ -93,25 +93,23 @@ class Warehouse(ReturnLoader, AuditTrail):
                 run(
                     "creating the warehouse schema", lambda conn: create_layout(conn, layout, names)
                 )
-                if plain:
-                    self._rewrite_submissions()
+                if plain and self._dialect == "postgresql":
+                    self._vacuum_submissions()
             self._schema_created = True
 
-    def _rewrite_submissions(self) -> None:
-        """Write `ops.submissions` afresh once its plain hashes are gone, so that the old
-        values do not stay in the database's pages (PostgreSQL keeps old row versions until
-        a VACUUM; DuckDB frees the old blocks at a checkpoint)."""
+    def _vacuum_submissions(self) -> None:
+        """Rewrite `ops.submissions` once its plain hashes are gone: PostgreSQL keeps the old
+        row versions, values and all, until a VACUUM. (DuckDB frees the old blocks at its
+        next checkpoint without overwriting them: see docs/DECISIONS.md.)"""
         quoted = self.engine.dialect.identifier_preparer.format_table(
             sa.table("submissions", schema=self._names("ops"))
         )
-        statement = f"VACUUM FULL {quoted}" if self._dialect == "postgresql" else "CHECKPOINT"
 
-        def rewrite(conn: sa.Connection) -> None:
-            if self._dialect == "postgresql":
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(sa.text(statement))
+        def vacuum(conn: sa.Connection) -> None:
+            autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+            autocommit.execute(sa.text(f"VACUUM FULL {quoted}"))
 
-        self._session.run("rewriting the audit table", rewrite, in_transaction=False)
+        self._session.run("rewriting the audit table", vacuum, in_transaction=False)
 
     @contextmanager
     def held_open(self) -> Iterator[None]:

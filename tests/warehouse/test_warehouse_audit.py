@@ -163,3 +163,28 @@ def test_an_old_audit_loses_its_plain_hashes_and_keeps_its_rows(warehouse: Wareh
     assert again.is_duplicate("201", "cd" * 32, legacy_submission_id="201-" + PLAIN[:24])
     assert not again.is_duplicate("201", "cd" * 32, legacy_submission_id="201-" + "0" * 24)
     again.dispose()
+
+
+def test_postgresql_keeps_no_old_row_version_with_a_plain_hash(
+    postgres_warehouse: Warehouse,
+) -> None:
+    """PostgreSQL keeps a dropped column's values, and updated rows' old versions, in the
+    table's pages until they are rewritten."""
+    make_old_format(postgres_warehouse)
+    again = Warehouse(postgres_warehouse.engine.url.render_as_string(hide_password=False))
+    again.create_schema()
+    with again.engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+        pages = conn.execute(
+            sa.text(
+                "SELECT pg_relation_size('ops.submissions') / current_setting('block_size')::int"
+            )
+        ).scalar_one()
+        raw = b"".join(
+            conn.execute(
+                sa.text("SELECT get_raw_page('ops.submissions', :n)"), {"n": n}
+            ).scalar_one()
+            for n in range(pages)
+        )
+    again.dispose()
+    assert PLAIN.encode() not in raw
