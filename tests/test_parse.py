@@ -220,6 +220,24 @@ def test_only_the_cells_with_a_control_character_are_refused() -> None:
     assert issues == [(3, "team", CONTROL_CHARACTER), (5, "team", CONTROL_CHARACTER)]
 
 
+def test_a_control_character_in_any_chunk_of_a_column_is_found() -> None:
+    # The quick scan reads the column's bytes: a column in several chunks must not hide one.
+    frame = pl.concat(
+        [
+            _table(KEYWORKERS, {"team": ["A", "B"]}).frame,
+            _table(KEYWORKERS, {"team": ["C\x00"]}).frame.with_columns(
+                pl.lit(4, dtype=pl.Int64).alias(ROW_NUMBER)
+            ),
+        ],
+        rechunk=False,
+    )
+    assert frame.get_column("team").n_chunks() == 2
+    typed, issues = parse_table(RawTable(KEYWORKERS, "", frame), today=TODAY)
+
+    assert typed.get_column("team").to_list() == ["A", "B", None]
+    assert issues.rows() == [(4, "team", CONTROL_CHARACTER, "error")]
+
+
 def _serial(day: date) -> str:
     return str((day - date(1899, 12, 30)).days)
 

@@ -33,7 +33,13 @@ from ingest.storage.landing import LandingStore
 from ingest.warehouse import SCHEMAS, Warehouse, duckdb_url
 from pseudonymise.keys import new_key_text, parse_key_text
 from pseudonymise.tokens import Tokeniser
-from schemas.rules import CONTROL_CHARACTER, DATE_OUT_OF_BOUNDS, MAX_LENGTH, OUT_OF_RANGE
+from schemas.rules import (
+    CONTROL_CHARACTER,
+    DATE_OUT_OF_BOUNDS,
+    MAX_LENGTH,
+    OUT_OF_RANGE,
+    RULE_TEXT,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -122,12 +128,13 @@ def _activity_csv() -> bytes:
 
 @functools.cache
 def _files() -> list[tuple[str, str, bytes]]:
-    """(LA, file name, content): a CSV (no NUL: that is not CSV text), its XLSX twin with a
-    NUL, and an activity return."""
+    """(LA, file name, content): a CSV, its XLSX twin with a NUL, an activity return, and the
+    CSV with a NUL (not CSV text: rejected whole, on both warehouses alike)."""
     return [
         ("901", "keyworkers.csv", _csv(KEYWORKER_HEADER, _keyworker_rows("\x1b"))),
         ("902", "keyworkers.xlsx", _xlsx(KEYWORKER_HEADER, _keyworker_rows("\x00"))),
         ("901", "activity.csv", _activity_csv()),
+        ("903", "nul.csv", _csv(KEYWORKER_HEADER, _keyworker_rows("\x00"))),
     ]
 
 
@@ -161,12 +168,11 @@ def _process(base: Path, url: str, **chunking: int) -> Outcome:
             received = take_from_drop(services, la_code, listed.fingerprint)
             assert received is not None
             result = process_received(services, received)
-            [dataset] = result.datasets
             by_file[name] = (
                 result.status,
-                dataset.rows_loaded,
-                dataset.rows_rejected,
-                dataset.rejected_by_rule,
+                sum(d.rows_loaded for d in result.datasets),
+                sum(d.rows_rejected for d in result.datasets),
+                {r: n for d in result.datasets for r, n in d.rejected_by_rule.items()},
             )
         text = _every_cell(warehouse)
     finally:
@@ -282,6 +288,12 @@ def test_hostile_cells_are_row_errors_on_both_warehouses(outcomes: Outcomes, way
         assert (status, loaded, rejected) == (SubmissionStatus.ACCEPTED, 6, 7), name
         assert by_rule == expected_rules, name
     assert outcomes[way].by_file["activity.csv"][:3] == (SubmissionStatus.ACCEPTED, 5, 2)
+    assert outcomes[way].by_file["nul.csv"] == (SubmissionStatus.REJECTED, 0, 0, {})
+    reports = [r for r in outcomes[way].reports.values() if "keyworkers" in r]
+    assert len(reports) == 2  # the CSV's and the workbook's
+    for report in reports:
+        for rule in (CONTROL_CHARACTER, DATE_OUT_OF_BOUNDS):
+            assert f"{rule} [error]: {RULE_TEXT[rule]}" in report, rule
     assert len(outcomes[way].reports) == len(_files())
 
 
