@@ -22,6 +22,14 @@ Decisions where the specification is silent:
   1900 as Excel shows them. A fractional (time) part is dropped. Workbooks saved with the 1904
   date system store date *cells* correctly (calamine converts them); only bare numbers typed into
   a date column are read as 1900-system serials.
+- Dates must fall between 1900-01-01 and 2099-12-31 (DATE_OUT_OF_BOUNDS): every date of the
+  trial is a life or a service event of this century or the last, Excel's calendar starts in
+  1900, and a year such as 0000 is refused by PostgreSQL but kept by DuckDB. A far-future
+  service date would also become the return's newest and hold every later return.
+- A text cell of a stored field holding a control character (U+0000-U+001F but tab, line feed
+  and carriage return, and U+007F) is CONTROL_CHARACTER, and null: PostgreSQL's text type
+  refuses NUL, which DuckDB stores, and the two warehouses must hold the same rows. The cells
+  of dropped fields are never parsed or stored, so they are not checked.
 - Integers accept an optional sign and a zero fraction (`3.0`); numbers accept decimals and
   exponents but not `inf` or `nan`. Thousands separators are not accepted.
 """
@@ -37,8 +45,10 @@ import polars as pl
 from schemas.contract import LA_CODE_COLUMN, Field, Kind, Treatment
 from schemas.outcome import ROW_NUMBER, RawTable, issue_frame
 from schemas.rules import (
+    CONTROL_CHARACTER,
     DATE_AMBIGUOUS,
     DATE_FORMAT,
+    DATE_OUT_OF_BOUNDS,
     FLAG_FORMAT,
     INTEGER_FORMAT,
     MAX_LENGTH,
@@ -80,6 +90,13 @@ _NUMBER = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _SERIAL_UNIX_EPOCH = 25569
 _PHANTOM_LEAP_DAY = 60
 _LAST_SERIAL = 2958465  # 9999-12-31
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+
+# Control characters PostgreSQL cannot store (NUL) or that no cell should hold; tab, line feed
+# and carriage return are text (a line break typed in a spreadsheet cell).
+CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 
 
 @dataclass(frozen=True)
@@ -112,20 +129,48 @@ def parse_table(table: RawTable, *, today: date) -> tuple[pl.DataFrame, pl.DataF
         for j, (rule, check) in enumerate(column.checks)
     ]
     texts = [name for name in parsed if name in present]
+    controls = {
+        name: f"__control_{i}"
+        for i, name in enumerate(texts)
+        if name != LA_CODE_COLUMN and _may_hold_control(table.frame.get_column(name))
+    }
     wide = (
         table.frame.lazy()
         .select(pl.col(ROW_NUMBER).cast(pl.Int64), pl.col(texts).cast(pl.String).str.strip_chars())
-        .with_columns(pl.when(pl.col(texts).str.len_bytes() > 0).then(pl.col(texts)).name.keep())
+        .with_columns(pl.col(name).str.contains(_CONTROL).alias(c) for name, c in controls.items())
+        .with_columns(_blanked(name, controls.get(name)) for name in texts)
         .select(
             ROW_NUMBER,
             *(column.value.alias(name) for name, column in parsed.items()),
             *(flag for _, _, flag in flags),
+            *(pl.col(c).fill_null(False) for c in controls.values()),
         )
         .collect()
     )
     typed = wide.select(ROW_NUMBER, *parsed)
-    issues = _issues(wide, [(name, rule, flag.meta.output_name()) for name, rule, flag in flags])
-    return typed, issues
+    raised = [(name, rule, flag.meta.output_name()) for name, rule, flag in flags]
+    raised += [(name, CONTROL_CHARACTER, c) for name, c in controls.items()]
+    return typed, _issues(wide, raised)
+
+
+def _may_hold_control(column: pl.Series) -> bool:
+    """Could a cell of this raw column hold a control character? One pass over the column's
+    bytes, several times quicker than a regular expression on each cell; a column it finds
+    one in (rare) is then checked cell by cell."""
+    values = column.cast(pl.String).to_arrow().buffers()[2]
+    if values is None:
+        return False
+    data = values.to_pybytes()
+    return len(data.translate(None, CONTROL_BYTES)) != len(data)
+
+
+def _blanked(name: str, control: str | None) -> pl.Expr:
+    """The stripped cell, or null when it is empty or holds a control character."""
+    text = pl.col(name)
+    keep = text.str.len_bytes() > 0
+    if control is not None:
+        keep = keep & ~pl.col(control)
+    return pl.when(keep).then(text).alias(name)
 
 
 def _issues(wide: pl.DataFrame, flags: list[tuple[str, str, str]]) -> pl.DataFrame:
@@ -237,12 +282,17 @@ def _date(name: str, *, from_excel: bool) -> _Parsed:
     ]
     if from_excel:
         candidates.append(_date_from_serial(text))
-    value = pl.coalesce(candidates)
-    unreadable = text.is_not_null() & value.is_null()
+    read = pl.coalesce(candidates)
+    in_bounds = read.is_between(pl.lit(EARLIEST_DATE), pl.lit(LATEST_DATE))
+    unreadable = text.is_not_null() & read.is_null()
     ambiguous = text.str.contains(_TWO_DIGIT_YEAR)
     return _Parsed(
-        value,
-        ((DATE_AMBIGUOUS, unreadable & ambiguous), (DATE_FORMAT, unreadable & ~ambiguous)),
+        pl.when(in_bounds).then(read),
+        (
+            (DATE_AMBIGUOUS, unreadable & ambiguous),
+            (DATE_FORMAT, unreadable & ~ambiguous),
+            (DATE_OUT_OF_BOUNDS, read.is_not_null() & ~in_bounds),
+        ),
     )
 
 

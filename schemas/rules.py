@@ -20,6 +20,8 @@ MAX_LENGTH = "max_length"
 CODE_LIST = "code_list"
 DATE_FORMAT = "date_format"
 DATE_AMBIGUOUS = "date_ambiguous"
+DATE_OUT_OF_BOUNDS = "date_out_of_bounds"
+CONTROL_CHARACTER = "control_character"
 FLAG_FORMAT = "flag_format"
 INTEGER_FORMAT = "integer_format"
 NUMBER_FORMAT = "number_format"
@@ -53,6 +55,8 @@ RULE_TEXT: dict[str, str] = {
     CODE_LIST: "is not one of the allowed codes",
     DATE_FORMAT: "is not a date in YYYY-MM-DD or DD/MM/YYYY form",
     DATE_AMBIGUOUS: "is a date that can be read more than one way (use a four-digit year)",
+    DATE_OUT_OF_BOUNDS: "is a date before 1900 or after 2099, which cannot be right",
+    CONTROL_CHARACTER: "holds a hidden control character (such as a NUL byte): remove it",
     FLAG_FORMAT: "is not Y/N (Yes/No, TRUE/FALSE, 1/0 are accepted)",
     INTEGER_FORMAT: "is not a whole number",
     NUMBER_FORMAT: "is not a number",

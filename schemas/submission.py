@@ -17,6 +17,11 @@ Decisions where the specification is silent:
   reported again: the parse error is the one the LA needs to fix.
 - A code cell that is not one of its field's codes is blanked in `rejected` (it is free text
   from the file as far as the service can tell); the issue still names the row and column.
+- No raw value a rule refused is kept (`rejected` is stored, in quarantine): on a rejected row,
+  every cell an ERROR names is null unless it is stored as a token or coarsened (a keyed HMAC,
+  a month or a district: the form clean rows keep), and every free-text cell (`team`) is null
+  whatever rule the row broke, since a row that broke one may have its columns shifted and
+  names or case notes where a team should be. `rules` and the issues still say what failed.
 - `clean` and `rejected` columns: ROW_NUMBER, then `stored_columns(dataset)` (`rejected` adds
   `rules`). For `score15` the stored columns end with the derived Float64 scores: the three
   subscales under their `SUBSCALES` names and `total_score` (see `score15_scores`).
@@ -31,7 +36,7 @@ from datetime import date
 import polars as pl
 
 from pseudonymise.tokens import Tokeniser
-from schemas.contract import LA_CODE_COLUMN, Dataset, Field
+from schemas.contract import LA_CODE_COLUMN, Dataset, Field, Kind, Treatment
 from schemas.datasets.score15 import SCORE15, SUBSCALES
 from schemas.models import code_list_expr, validate_rows
 from schemas.outcome import (
@@ -124,7 +129,7 @@ def checked_rows(
     stored = _without_unknown_codes(stored, dataset)
     issues = _combined_issues(parse_issues, warnings, validation_issues)
     clean, rejected = _split_rows(stored, issues)
-    return CheckedRows(clean, rejected, issues)
+    return CheckedRows(clean, _without_refused_values(rejected, issues, dataset), issues)
 
 
 def table_issues(clean_rows: int, source: str) -> list[FileIssue]:
@@ -238,6 +243,27 @@ def _without_unknown_codes(stored: pl.DataFrame, dataset: Dataset) -> pl.DataFra
         if in_list is not None:
             blanked.append(pl.when(in_list).then(value).alias(field.stored_name))
     return stored.with_columns(blanked)
+
+
+def _without_refused_values(
+    rejected: pl.DataFrame, issues: pl.DataFrame, dataset: Dataset
+) -> pl.DataFrame:
+    """Rejected rows with every cell a rule refused, and all free text, nulled (see the module)."""
+    if rejected.is_empty():
+        return rejected
+    errors = issues.filter(pl.col("severity") == Severity.ERROR.value)
+    nulled = []
+    for field in dataset.stored_fields:
+        if field.treatment is not Treatment.KEEP:
+            continue  # tokens and coarsened values: what clean rows store too
+        if field.kind is Kind.TEXT:
+            nulled.append(pl.lit(None, dtype=DTYPES[field.kind]).alias(field.stored_name))
+            continue
+        refused = errors.filter(pl.col("column") == field.name).get_column(ROW_NUMBER)
+        if refused.len():
+            kept = ~pl.col(ROW_NUMBER).is_in(refused.implode())
+            nulled.append(pl.when(kept).then(pl.col(field.stored_name)).alias(field.stored_name))
+    return rejected.with_columns(nulled)
 
 
 # --- issues and the split ------------------------------------------------------------------

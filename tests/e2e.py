@@ -60,8 +60,8 @@ def canary(dataset: str, column: str, row: int) -> str:
 
 def plant_canaries(dataset: str, content: bytes) -> tuple[bytes, list[str]]:
     """The CSV with two rows added: one with a canary in every identifier and identifying
-    free-text field (otherwise valid), and one with a canary in every field (rejected) but the
-    free text the contract keeps as it is (team names)."""
+    free-text field (otherwise valid), and one with a canary in every field (rejected; the
+    free text the contract keeps, team names, is not kept on a rejected row)."""
     rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
     header = rows[0]
     template = rows[1] if len(rows) > 1 else [""] * len(header)
@@ -84,10 +84,10 @@ def plant_canaries(dataset: str, content: bytes) -> tuple[bytes, list[str]]:
 
 def _personal(spec: Field, *, accepted_row: bool) -> bool:
     """Where a canary goes: identifiers and identifying free text on the row that is accepted;
-    every field but the free text the contract keeps (team names) on the rejected row."""
+    every field on the rejected row."""
     if accepted_row:
         return spec.kind in _ACCEPTED_CANARY_KINDS and spec.treatment is not Treatment.KEEP
-    return not (spec.kind is Kind.TEXT and spec.treatment is Treatment.KEEP)
+    return True
 
 
 def workbook(sheets: dict[str, bytes]) -> bytes:

@@ -29,6 +29,7 @@ from pseudonymise.keys import TrialKey
 from pseudonymise.tokens import Tokeniser
 from schemas import codes, rules
 from schemas.chunked import check_submission_chunks, tables_of
+from schemas.contract import Treatment
 from schemas.datasets.people import PEOPLE
 from synthetic import write_people_csv
 
@@ -64,6 +65,16 @@ EXTRA_ROWS: list[dict[str, str]] = [
     {"person_id": "P87", "family_id": "F2", "role": "OTHER_ADULT", "sex": "M",
      "date_of_birth": "2027-01-01", "nhs_number": "9434765918"},  # future; bad check digit
     {"family_id": "F2", "role": "CHILD", "sex": "M", "date_of_birth": "2016-06-06"},  # no ID
+    {"person_id": "P88", "family_id": "F2", "role": "CHI\x1fLD", "sex": "M",
+     "date_of_birth": "2016-06-06"},  # a control character
+    {"person_id": "P\x0789", "family_id": "F2", "role": "CHILD", "sex": "M",
+     "date_of_birth": "2016-06-06"},  # a control character in the key
+    {"person_id": "P90", "family_id": "F2", "role": "PARENT_CARER", "sex": "M",
+     "date_of_birth": "0000-01-01"},  # no year 0 in PostgreSQL
+    {"person_id": "P91", "family_id": "F2", "role": "PARENT_CARER", "sex": "M",
+     "date_of_birth": "31/12/1899"},
+    {"person_id": "P92", "family_id": "F2", "role": "UNBORN", "sex": "U",
+     "expected_date_of_birth": "2100-01-01"},
 ]  # fmt: skip
 
 
@@ -120,19 +131,24 @@ def upn_valid(value: str) -> bool:
 
 
 def parse_date(text: str) -> date | str:
-    """A date, or the rule it breaks (ISO or UK day/month/year only, as the spec says)."""
+    """A date, or the rule it breaks (ISO or UK day/month/year only, as the spec says, in
+    1900-2099)."""
     iso = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", text)
     uk = re.fullmatch(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})", text)
+    if iso:
+        year, month, day = int(iso[1]), int(iso[2]), int(iso[3])
+    elif uk:
+        year, month, day = int(uk[3]), int(uk[2]), int(uk[1])
+    elif re.fullmatch(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}", text):
+        return rules.DATE_AMBIGUOUS
+    else:
+        return rules.DATE_FORMAT
     try:
-        if iso:
-            return date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if uk:
-            return date(int(uk[3]), int(uk[2]), int(uk[1]))
+        # Python has no year 0; 2000 is a leap year as year 0 is, so its days are the same.
+        parsed = date(year or 2000, month, day)
     except ValueError:
         return rules.DATE_FORMAT
-    if re.fullmatch(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}", text):
-        return rules.DATE_AMBIGUOUS
-    return rules.DATE_FORMAT
+    return parsed if 1900 <= year <= 2099 else rules.DATE_OUT_OF_BOUNDS
 
 
 def reference(content: bytes) -> list[RefRow]:
@@ -142,7 +158,7 @@ def reference(content: bytes) -> list[RefRow]:
     for index, record in enumerate(records[1:], start=2):
         cells = {name: (cell.strip() or None) for name, cell in zip(header, record, strict=False)}
         if any(cells.values()):
-            rows.append(reference_row(index, cells))
+            rows.append(reference_row_with_controls(index, cells))
     seen: dict[str, int] = {}
     for row in rows:
         person = row.values["person_token"]
@@ -151,7 +167,28 @@ def reference(content: bytes) -> list[RefRow]:
     for row in rows:
         if seen.get(row.values["person_token"], 0) > 1:
             row.error("person_id", rules.DUPLICATE_KEY)
+    for row in rows:
+        if row.rejected:  # a value a rule refused is not kept, unless a token or coarsened
+            for column, _, severity in row.issues:
+                if severity == "error" and column in KEPT_AS_GIVEN:
+                    row.values[column] = None
     return rows
+
+
+KEPT_AS_GIVEN = {f.name for f in PEOPLE.stored_fields if f.treatment is Treatment.KEEP}
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def reference_row_with_controls(number: int, cells: dict[str, str | None]) -> RefRow:
+    """A cell of a stored field with a control character is refused and blank; nothing else
+    is said about its column."""
+    stored = {f.name for f in PEOPLE.stored_fields}
+    refused = {n for n, v in cells.items() if n in stored and v and CONTROL.search(v)}
+    row = reference_row(number, {n: None if n in refused else v for n, v in cells.items()})
+    row.issues = {i for i in row.issues if i[0] not in refused}
+    for name in refused:
+        row.error(name, rules.CONTROL_CHARACTER)
+    return row
 
 
 def reference_row(number: int, cells: dict[str, str | None]) -> RefRow:

@@ -15,14 +15,18 @@ from schemas.datasets import DATASETS
 from schemas.outcome import ISSUE_SCHEMA, ROW_NUMBER, RawTable
 from schemas.parse import (
     DTYPES,
+    EARLIEST_DATE,
+    LATEST_DATE,
     _code_items_rejoined,
     _code_list_tidied,
     parse_table,
     typed_schema,
 )
 from schemas.rules import (
+    CONTROL_CHARACTER,
     DATE_AMBIGUOUS,
     DATE_FORMAT,
+    DATE_OUT_OF_BOUNDS,
     FLAG_FORMAT,
     INTEGER_FORMAT,
     MAX_LENGTH,
@@ -125,7 +129,7 @@ def test_unreadable_dates(text: str) -> None:
         ("61", date(1900, 3, 1)),
         ("45000", date(2023, 3, 15)),
         ("45000.75", date(2023, 3, 15)),
-        ("2958465", date(9999, 12, 31)),
+        ("73050", date(2099, 12, 31)),
         ("2024-03-05 00:00:00", date(2024, 3, 5)),
     ],
 )
@@ -144,6 +148,96 @@ def test_impossible_excel_serials(serial: str) -> None:
     assert issues == [(2, "referral_date", DATE_FORMAT)]
 
 
+@pytest.mark.parametrize(
+    ("text", "excel"),
+    [
+        ("0000-01-01", False),  # PostgreSQL has no year 0; DuckDB stored it
+        ("0001-01-01", False),
+        ("1899-12-31", False),
+        ("31/12/1899", False),
+        ("2100-01-01", False),
+        ("9999-12-31", False),
+        ("2958465", True),  # Excel's last serial, 9999-12-31
+    ],
+)
+def test_dates_outside_1900_to_2099_are_refused(text: str, excel: bool) -> None:
+    values, issues = _parse_one(EPISODES, "referral_date", [text], excel=excel)
+
+    assert values == [None]
+    assert issues == [(2, "referral_date", DATE_OUT_OF_BOUNDS)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1900-01-01", EARLIEST_DATE),
+        ("01/01/1900", EARLIEST_DATE),
+        ("2099-12-31", LATEST_DATE),
+        ("31/12/2099", LATEST_DATE),
+    ],
+)
+def test_the_bounds_themselves_are_dates(text: str, expected: date) -> None:
+    values, issues = _parse_one(EPISODES, "referral_date", [text])
+
+    assert values == [expected]
+    assert issues == []
+
+
+# --- control characters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [
+        ("team", "North\x00East"),
+        ("team", "North\x1bEast"),
+        ("team", "\x7f"),
+        ("keyworker_id", "K\x00001"),
+        ("role", "KEY\x01WORKER"),
+        ("fte", "0.\x005"),
+        ("start_date", "2024-10-01\x00"),
+        ("social_work_qualified", "Y\x08"),
+    ],
+)
+def test_a_control_character_nulls_the_cell_with_one_issue(column: str, text: str) -> None:
+    values, issues = _parse_one(KEYWORKERS, column, [text, None])
+
+    assert values == [None, None]
+    assert issues == [(2, column, CONTROL_CHARACTER)]
+
+
+def test_tabs_and_line_breaks_inside_text_are_text() -> None:
+    values, issues = _parse_one(KEYWORKERS, "team", ["North\tEast", "North\r\nEast", " x\x0b"])
+
+    assert values == ["North\tEast", "North\r\nEast", "x"]  # white space around is stripped
+    assert issues == []
+
+
+def test_only_the_cells_with_a_control_character_are_refused() -> None:
+    values, issues = _parse_one(KEYWORKERS, "team", ["A", "B\x00", "C", "\x00"])
+
+    assert values == ["A", None, "C", None]
+    assert issues == [(3, "team", CONTROL_CHARACTER), (5, "team", CONTROL_CHARACTER)]
+
+
+def test_a_control_character_in_any_chunk_of_a_column_is_found() -> None:
+    # The quick scan reads the column's bytes: a column in several chunks must not hide one.
+    frame = pl.concat(
+        [
+            _table(KEYWORKERS, {"team": ["A", "B"]}).frame,
+            _table(KEYWORKERS, {"team": ["C\x00"]}).frame.with_columns(
+                pl.lit(4, dtype=pl.Int64).alias(ROW_NUMBER)
+            ),
+        ],
+        rechunk=False,
+    )
+    assert frame.get_column("team").n_chunks() == 2
+    typed, issues = parse_table(RawTable(KEYWORKERS, "", frame), today=TODAY)
+
+    assert typed.get_column("team").to_list() == ["A", "B", None]
+    assert issues.rows() == [(4, "team", CONTROL_CHARACTER, "error")]
+
+
 def _serial(day: date) -> str:
     return str((day - date(1899, 12, 30)).days)
 
@@ -159,7 +253,7 @@ _FORMS: dict[str, Callable[[date], str]] = {
 
 @settings(max_examples=200)
 @given(
-    st.lists(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)), min_size=1),
+    st.lists(st.dates(min_value=EARLIEST_DATE, max_value=LATEST_DATE), min_size=1),
     st.sampled_from(sorted(_FORMS)),
     st.booleans(),
 )
@@ -172,7 +266,7 @@ def test_any_date_in_an_accepted_form_parses_back(days: list[date], form: str, e
     assert issues == []
 
 
-@given(st.lists(st.dates(min_value=date(1900, 3, 1), max_value=date(9999, 12, 31)), min_size=1))
+@given(st.lists(st.dates(min_value=date(1900, 3, 1), max_value=LATEST_DATE), min_size=1))
 def test_any_excel_serial_parses_back(days: list[date]) -> None:
     values, issues = _parse_one(EPISODES, "start_date", [_serial(d) for d in days], excel=True)
 

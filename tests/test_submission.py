@@ -323,3 +323,40 @@ def test_no_canary_reaches_the_outcome(name: str) -> None:
 def test_no_canary_in_a_refused_la_code() -> None:
     outcome = check([person(1, la_code=CANARY, first_name=CANARY)])
     assert CANARY.lower() not in everything_in(outcome).lower()
+
+
+def keyworker(number: int, **changes: str) -> dict[str, str]:
+    return valid_row(DATASETS["keyworkers"], number) | changes
+
+
+def test_a_refused_value_is_null_in_the_rejected_row_and_its_rule_kept() -> None:
+    rows = [
+        keyworker(1),
+        keyworker(2, team="T" * 101),  # a free-text cell over its length
+        keyworker(3, fte="7700900123"),  # a number out of range: a phone number, say
+        keyworker(4, start_date="01/01/2025", end_date="01/12/2024"),  # on_or_after
+    ]
+    table = only_table(check(rows))
+    rejected = {row[ROW_NUMBER]: row for row in table.rejected.iter_rows(named=True)}
+    assert rejected[3]["team"] is None and rejected[3][RULES_COLUMN] == rules.MAX_LENGTH
+    assert rejected[4]["fte"] is None and rejected[4][RULES_COLUMN] == rules.OUT_OF_RANGE
+    assert rejected[5]["end_date"] is None
+    assert rejected[5][RULES_COLUMN] == "on_or_after_start_date"
+    # Cells no rule refused stay; tokens stay (a keyed HMAC, which withdrawals delete by).
+    assert rejected[5]["start_date"] == date(2025, 1, 1)
+    assert all(row["keyworker_token"] for row in rejected.values())
+    assert table.clean["team"].to_list() == ["Team A"]
+
+
+def test_free_text_is_never_kept_on_a_rejected_row() -> None:
+    # A row whose columns shifted: the team cell holds a name, and another cell breaks a rule.
+    table = only_table(check([keyworker(1), keyworker(2, team="Alice Smith", role="Smith")]))
+    assert table.rejected["team"].to_list() == [None]
+    assert table.rejected[RULES_COLUMN].to_list() == [rules.CODE_LIST]
+
+
+def test_coarsened_values_stay_on_a_rejected_row() -> None:
+    # The month of birth is what clean rows keep; the rule says why the row was refused.
+    table = only_table(check([person(1), person(2, date_of_birth="2001-05-17")]))
+    assert table.rejected["month_of_birth"].to_list() == [date(2001, 5, 1)]
+    assert table.rejected[RULES_COLUMN].to_list() == ["child_under_18_in_trial_window"]
