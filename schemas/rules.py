@@ -43,6 +43,8 @@ AMBIGUOUS_DATASET = "ambiguous_dataset"
 LA_CODE_MISMATCH = "la_code_mismatch"
 ZIP_NESTED = "zip_nested"
 ZIP_TOO_LARGE = "zip_too_large"
+XLSX_OUT_OF_BOUNDS = "xlsx_out_of_bounds"
+DATASET_REPEATED = "dataset_repeated"
 NO_VALID_ROWS = "no_valid_rows"
 # File-level warnings.
 UNKNOWN_COLUMN = "unknown_column"
@@ -74,6 +76,14 @@ RULE_TEXT: dict[str, str] = {
     LA_CODE_MISMATCH: "the file's LA code column differs from the LA whose drop it came from",
     ZIP_NESTED: "the ZIP holds another archive; nesting is not accepted",
     ZIP_TOO_LARGE: "the ZIP's unpacked content is larger than allowed",
+    XLSX_OUT_OF_BOUNDS: (
+        "the workbook has cells too far down or across, or too much text, to be read safely; "
+        "delete the unused rows and columns, or save the data as CSV"
+    ),
+    DATASET_REPEATED: (
+        "the file holds the same dataset more than once (on two sheets or in two files); "
+        "send each dataset once, so it is clear which copy is the return"
+    ),
     NO_VALID_ROWS: "no row of the dataset passed validation, so earlier data is kept",
     UNKNOWN_COLUMN: "a column was not recognised and was ignored",
     SHEET_IGNORED: "a sheet's header row was not recognised and the sheet was ignored",

@@ -18,6 +18,7 @@ from reader_files import (
 from schemas.outcome import ROW_NUMBER
 from schemas.parse import parse_table
 from schemas.rules import (
+    DATASET_REPEATED,
     EMPTY_FILE,
     SHEET_IGNORED,
     UNKNOWN_COLUMN,
@@ -108,3 +109,18 @@ def test_xlsx_larger_than_allowed_unpacked() -> None:
     assert [i.rule for i in _read(big, max_unpacked_bytes=20_000).issues] == [ZIP_TOO_LARGE]
     assert _read(big).tables == []  # read, but not recognised
     assert [i.rule for i in _read(big).issues] == [UNKNOWN_DATASET]
+
+
+def test_a_dataset_on_two_sheets_rejects_the_whole_workbook() -> None:
+    content = _xlsx(
+        {
+            "Staff": _keyworker_sheet(),
+            CANARY: [(0, 0, "Notes")],
+            f"Staff ({CANARY})": _keyworker_sheet(first_row=2),
+        }
+    )
+
+    result = _read(content)
+
+    assert result.tables == []
+    assert (DATASET_REPEATED, Severity.ERROR, "sheet 1 and sheet 3") in _rules(result)

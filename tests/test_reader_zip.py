@@ -15,6 +15,7 @@ from reader_files import (
 )
 
 from schemas.rules import (
+    DATASET_REPEATED,
     EMPTY_FILE,
     SHEET_IGNORED,
     UNKNOWN_DATASET,
@@ -116,7 +117,10 @@ def test_zip_members_together_too_large() -> None:
     content = _zip(members)
     one_member = len(members["m0.csv"])
 
-    assert len(_read(content, max_unpacked_bytes=4 * one_member).tables) == 4
+    # Within the budget, every member is read (and the dataset found four times).
+    assert [i.rule for i in _read(content, max_unpacked_bytes=4 * one_member).issues] == [
+        DATASET_REPEATED
+    ]
     assert _rules(_read(content, max_unpacked_bytes=4 * one_member - 1)) == [
         (ZIP_TOO_LARGE, Severity.ERROR, "")
     ]
@@ -156,3 +160,37 @@ def test_password_protected_members_are_reported() -> None:
     result = _read(bytes(content))
 
     assert _rules(result) == [(UNREADABLE_FILE, Severity.ERROR, "ZIP member 1")]
+
+
+def test_a_dataset_in_two_files_of_a_zip_rejects_the_whole_zip() -> None:
+    people = _csv("person_id,family_id,role,sex", "P1,F1,CHILD,F")
+    keyworkers = _csv(KEYWORKER_HEADER, f"KW1,{CANARY},North,KEYWORKER,2024-09-01")
+    content = _zip({"a.csv": people, "b.csv": keyworkers, f"{CANARY}.csv": people})
+
+    result = _read(content)
+
+    assert result.tables == []
+    assert [(i.rule, i.severity, i.where, i.detail) for i in result.issues] == [
+        (
+            DATASET_REPEATED,
+            Severity.ERROR,
+            "ZIP member 1 and ZIP member 3",
+            "people is in each of them",
+        )
+    ]
+
+
+def test_a_dataset_in_a_workbook_and_a_csv_of_a_zip_rejects_the_whole_zip() -> None:
+    content = _zip(
+        {
+            "staff.xlsx": _xlsx({"Staff": _keyworker_sheet(), "Notes": [(0, 0, CANARY)]}),
+            "staff.csv": _csv(KEYWORKER_HEADER, "KW1,,North,KEYWORKER,2024-09-01"),
+        }
+    )
+
+    result = _read(content)
+
+    assert result.tables == []
+    assert (DATASET_REPEATED, "ZIP member 1, sheet 1 and ZIP member 2") in [
+        (i.rule, i.where) for i in result.issues
+    ]

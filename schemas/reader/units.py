@@ -6,6 +6,10 @@ something else in the file was recognised, and reject the file when nothing was.
 
 An ignored sheet or ZIP member's warning carries the header-matching detail (closest dataset,
 missing columns), so an LA can tell a notes sheet from a return whose header went wrong.
+
+A dataset recognised in more than one unit (two sheets, two files of a ZIP) rejects the whole
+file (`DATASET_REPEATED`): which copy is the return is ambiguous, and the service keeps one
+return per dataset. The units are named by position, never by name.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from schemas.outcome import FileIssue, RawTable, ReadResult
-from schemas.rules import EMPTY_FILE, Severity
+from schemas.rules import DATASET_REPEATED, EMPTY_FILE, Severity
 
 
 @dataclass
@@ -34,12 +38,32 @@ def combine(units: list[Unit], issues: list[FileIssue]) -> ReadResult:
     if recognised or not units:
         for unit in units:
             issues.extend(unit.issues if unit.unrecognised is None else [_ignored(unit)])
+        repeated = _repeated_datasets(tables)
+        if repeated:
+            return ReadResult([], [*issues, *repeated])
         return ReadResult(tables, issues)
     with_header = [u for u in units if u.unrecognised and u.unrecognised.rule != EMPTY_FILE]
     if not with_header:
         return ReadResult([], [*issues, FileIssue(EMPTY_FILE, Severity.ERROR)])
     issues.extend(replace(u.unrecognised, where=u.source) for u in with_header if u.unrecognised)
     return ReadResult([], issues)
+
+
+def _repeated_datasets(tables: list[RawTable]) -> list[FileIssue]:
+    """One error per dataset found in more than one unit, naming the units by position."""
+    sources: dict[str, list[str]] = {}
+    for table in tables:
+        sources.setdefault(table.dataset.name, []).append(table.source)
+    return [
+        FileIssue(
+            DATASET_REPEATED,
+            Severity.ERROR,
+            where=" and ".join(found),
+            detail=f"{dataset} is in each of them",
+        )
+        for dataset, found in sources.items()
+        if len(found) > 1
+    ]
 
 
 def _ignored(unit: Unit) -> FileIssue:

@@ -40,19 +40,10 @@ class Budget:
 
 def unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> bytes:
     """A member's bytes, read in chunks against the budget: a header's size is not trusted."""
-    chunks = list(_chunks(archive, info, budget))
-    return b"".join(chunks)
+    return b"".join(chunks(archive, info, budget))
 
 
-def unpack_all(archive: zipfile.ZipFile, budget: Budget) -> None:
-    """Decompress every part of a workbook against the budget, before calamine opens it."""
-    budget.check(sum(info.file_size for info in archive.infolist()))
-    for info in archive.infolist():
-        for _ in _chunks(archive, info, budget):
-            pass
-
-
-def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> Iterator[bytes]:
+def chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> Iterator[bytes]:
     with archive.open(info) as stream:
         while chunk := stream.read(min(_CHUNK, budget.remaining + 1)):
             budget.take(len(chunk))

@@ -7,7 +7,8 @@ Decisions where the specification is silent:
   numbers without `.0` (`123`, never `123.0`), booleans as `true`/`false`, error cells (`#N/A`)
   as blank. A number in a date column is left as text and read as an Excel serial by `parse`.
 - The unpacked-size limit applies to a workbook's own parts too (an XLSX is a ZIP), and every
-  part is decompressed against it before calamine opens the workbook.
+  part is decompressed against it before calamine opens the workbook, its XML checked on the
+  way against the bounds of `workbook_bounds` (a workbook beyond them is refused unread).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from schemas.outcome import FileIssue
 from schemas.reader.grid import unit_from_grid
 from schemas.reader.library_errors import ZIP_ERRORS, reraise_unless_library_error
 from schemas.reader.units import Unit, join_where
-from schemas.reader.unpacking import Budget, unpack_all
-from schemas.rules import SHEET_IGNORED, UNREADABLE_FILE, Severity
+from schemas.reader.unpacking import Budget
+from schemas.reader.workbook_bounds import NotPlainXml, OutOfBounds, check_workbook
+from schemas.rules import SHEET_IGNORED, UNREADABLE_FILE, XLSX_OUT_OF_BOUNDS, Severity
 
 XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
 
@@ -42,7 +44,11 @@ def xlsx_units(content: bytes, *, prefix: str, budget: Budget) -> list[Unit] | F
     unreadable = FileIssue(UNREADABLE_FILE, Severity.ERROR, where=prefix, detail="broken XLSX")
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as workbook:
-            unpack_all(workbook, budget)
+            check_workbook(workbook, budget)
+    except OutOfBounds as error:
+        return FileIssue(XLSX_OUT_OF_BOUNDS, Severity.ERROR, where=prefix, detail=str(error))
+    except NotPlainXml as error:
+        return FileIssue(UNREADABLE_FILE, Severity.ERROR, where=prefix, detail=str(error))
     except ZIP_ERRORS:
         return unreadable
     try:
