@@ -46,13 +46,20 @@ def run_once(
     files: list[FileOutcome] = []
     with service_instance(env, settings) as (defs, instance):
         load_allocation(defs, instance, console=console)
-        requests, note = requested_runs(defs, instance)
-        with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
+
+        def execute(requests: list[RunRequest]) -> None:
             for request in requests:
                 outcome = execute_request(defs, instance, request, settings, console=console)
                 files.append(outcome)
                 if on_file is not None:
                     on_file(outcome)
+
+        with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
+            # What a killed process left first: its files then leave the inbox, and are not
+            # among the new files the sensor finds.
+            execute(unfinished_runs(settings))
+            requests, note = requested_runs(defs, instance)
+            execute(requests)
     return RunSummary(files=files, note=note)
 
 
@@ -81,13 +88,46 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
 
 @contextmanager
 def _warehouse_held_open(settings: Settings) -> Iterator[None]:
-    """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`)."""
+    """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`); the
+    spool folders of killed loads are removed first."""
     warehouse = warehouse_at(settings)
     try:
         with warehouse.held_open():
+            warehouse.remove_abandoned_spools()
             yield
     finally:
         warehouse.dispose()
+
+
+def unfinished_runs(settings: Settings) -> list[RunRequest]:
+    """One run per landed submission with no outcome on record (a process died while it was
+    processed): each is processed again from the landing store, and its inbox file removed.
+    The landing store's abandoned temporary files are removed first."""
+    from dagster import RunRequest
+
+    from ingest.assets.partitions import allocated_las
+    from ingest.jobs import LA_TAG, SUBMISSION_TAG, return_run_config
+    from ingest.processing import unfinished_submissions
+    from ingest.storage.landing import LandingStore, open_configured_landing
+
+    landing = open_configured_landing(settings)
+    if isinstance(landing, LandingStore):
+        landing.remove_abandoned_parts()
+    la_codes = set(allocated_las(settings).la_codes)
+    warehouse = warehouse_at(settings)
+    try:
+        unfinished = unfinished_submissions(landing, warehouse)
+    finally:
+        warehouse.dispose()
+    return [
+        RunRequest(
+            partition_key=landed.la_code,
+            tags={LA_TAG: landed.la_code, SUBMISSION_TAG: landed.submission_id},
+            run_config=return_run_config(submission_id=landed.submission_id),
+        )
+        for landed in unfinished
+        if landed.la_code in la_codes
+    ]
 
 
 def check_configuration(settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """Processing one received file: duplicate? -> check (pseudonymise, validate) -> load the
-warehouse, the blocking checks deciding whether it replaces the LA's current return -> audit ->
-report to the LA.
+warehouse, the blocking checks deciding whether it replaces the LA's current return -> report to
+the LA -> audit -> the file leaves the inbox.
 
 A large file is checked and loaded a chunk at a time (`schemas.chunked`), with the same checks,
 statuses and audit as a file checked whole.
@@ -24,7 +24,7 @@ import schemas.submission
 from ingest.processing.audit import audit_rows
 from ingest.processing.decide import ReplaceDecision
 from ingest.processing.errors import PipelineError
-from ingest.processing.receive import Received
+from ingest.processing.receive import Received, leave_inbox
 from ingest.processing.report import write_report
 from ingest.processing.results import (
     DatasetResult,
@@ -64,17 +64,28 @@ def process_received(
         submission_id=received.submission_id,
         issues=outcome.file_issues,
     )
-    services.warehouse.record_submission(audit_rows(services, result))
-    write_report(services, result, outcome)
+    _record_outcome(services, received, result, outcome)
     return result
 
 
 def _record_duplicate(services: Services, received: Received) -> SubmissionResult:
     result = _result(services, received, SubmissionStatus.DUPLICATE, (), ())
-    services.warehouse.record_submission(audit_rows(services, result))
     outcome = SubmissionOutcome(la_code=received.la_code, key_id=result.key_id, tables=[])
-    write_report(services, result, outcome)
+    _record_outcome(services, received, result, outcome)
     return result
+
+
+def _record_outcome(
+    services: Services, received: Received, result: SubmissionResult, outcome: SubmissionOutcome
+) -> None:
+    """Report, audit, then empty the inbox: each step is safe to repeat, and the file leaves the
+    inbox last, so a process killed in between loses nothing. The report comes before the audit
+    row that marks the file done: rewriting it gives the same report under the same name."""
+    write_report(services, result, outcome)
+    services.warehouse.record_submission(
+        audit_rows(services, result), taken_file=received.taken_file
+    )
+    leave_inbox(services, received)
 
 
 def _result(

@@ -9,18 +9,26 @@ from datetime import datetime
 from ingest.processing.errors import PipelineError
 from ingest.processing.services import Services
 from ingest.storage.drop import Drop, DropObject, DropObjectChanged
-from ingest.storage.landing import submission_id_for
+from ingest.storage.landing import LandedFile, Landing, submission_id_for
+from ingest.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
 class Received:
-    """One received file, in memory only, identified without its name."""
+    """One received file, in memory only, identified without its name.
+
+    `inbox` is the inbox file it was taken from; `unfinished` marks a landed submission taken
+    again because it has no outcome on record (its process died): either leaves the inbox only
+    once the outcome is recorded (`leave_inbox`).
+    """
 
     la_code: str
     content: bytes = field(repr=False)
     received_at: datetime
     submission_id: str
     sha256: str
+    inbox: DropObject | None = field(default=None, repr=False, compare=False)
+    unfinished: bool = False
 
     @property
     def size_bytes(self) -> int:
@@ -33,6 +41,16 @@ class Received:
         message = f"{self.submission_id}|{self.received_at.isoformat()}".encode()
         return hashlib.sha256(message).hexdigest()[:32]
 
+    @property
+    def taken_file(self) -> str | None:
+        """The fingerprint of the inbox file it was taken from, if it was."""
+        return None if self.inbox is None else self.inbox.fingerprint
+
+
+def identify(la_code: str, content: bytes) -> tuple[str, str]:
+    """The submission id and SHA-256 of a file's content."""
+    return submission_id_for(la_code, content), hashlib.sha256(content).hexdigest()
+
 
 def find_in_inbox(drop: Drop, la_code: str, fingerprint: str) -> DropObject | None:
     """The inbox file with this fingerprint, if it is still there."""
@@ -40,11 +58,13 @@ def find_in_inbox(drop: Drop, la_code: str, fingerprint: str) -> DropObject | No
 
 
 def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Received | None:
-    """Read the file, land it encrypted (unless it is a duplicate), then empty it from the inbox.
+    """Read the file and land it encrypted (unless it is a duplicate); it stays in the inbox
+    until its outcome is recorded (`leave_inbox`), so a process killed at any step loses nothing.
 
-    Landing comes before removal, so a failure in between leaves the file where it was. None
-    when the listed file is no longer there as listed: re-uploaded under its name (the new
-    upload has a run of its own) or already taken by another run.
+    None when there is nothing to take: the listed file is no longer there as listed
+    (re-uploaded under its name, the new upload having a run of its own, or already taken by
+    another run), or its outcome is already recorded (the process died before removing it: it
+    is removed now).
     """
     drop = services.drop
     if drop is None:
@@ -53,19 +73,20 @@ def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Receiv
     obj = find_in_inbox(drop, la_code, fingerprint)
     if obj is None:
         return None
+    if services.warehouse.was_taken(la_code, fingerprint):
+        drop.remove(obj)
+        return None
     try:
         content = drop.read(obj)
     except DropObjectChanged:
         return None
-    sha256 = hashlib.sha256(content).hexdigest()
-    submission_id = submission_id_for(la_code, content)
+    submission_id, sha256 = identify(la_code, content)
     received_at = services.clock()
     if not services.warehouse.is_duplicate(la_code, sha256):
-        # Landed before (a run that failed part way)? Then it keeps its first received time.
+        # Landed before (a run that died part way)? Then it keeps its first received time.
         landed = services.landing.put(submission_id, la_code, content, received_at)
         received_at = landed.received_at
-    drop.remove(obj)
-    return Received(la_code, content, received_at, submission_id, sha256)
+    return Received(la_code, content, received_at, submission_id, sha256, inbox=obj)
 
 
 def take_from_landing(services: Services, la_code: str, submission_id: str) -> Received:
@@ -73,4 +94,44 @@ def take_from_landing(services: Services, la_code: str, submission_id: str) -> R
     services.warehouse.create_schema()
     landed = services.landing.info(la_code, submission_id)
     content = services.landing.get(la_code, submission_id)
-    return Received(la_code, content, landed.received_at, submission_id, landed.sha256)
+    unfinished = not services.warehouse.has_outcome(la_code, submission_id)
+    return Received(
+        la_code, content, landed.received_at, submission_id, landed.sha256, unfinished=unfinished
+    )
+
+
+def unfinished_submissions(landing: Landing, warehouse: Warehouse) -> list[LandedFile]:
+    """Landed submissions with no outcome on record (landed, then the process died), oldest
+    received first."""
+    warehouse.create_schema()
+    finished = warehouse.submissions_with_outcome()
+    landed = [item for item in landing.list() if item.submission_id not in finished]
+    return sorted(landed, key=lambda item: (item.received_at, item.submission_id))
+
+
+def leave_inbox(services: Services, received: Received) -> None:
+    """Remove the received file from the inbox, its outcome being recorded.
+
+    An unfinished landed submission's inbox file is found by its content: the first one in the
+    inbox with its id (a second copy is a duplicate, recorded as such by its own run).
+    """
+    drop = services.drop
+    if drop is None:
+        return
+    if received.inbox is not None:
+        drop.remove(received.inbox)
+    elif received.unfinished:
+        copy = _copy_in_inbox(drop, received.la_code, received.submission_id)
+        if copy is not None:
+            drop.remove(copy)
+
+
+def _copy_in_inbox(drop: Drop, la_code: str, submission_id: str) -> DropObject | None:
+    for obj in drop.list_inbox(la_code):
+        try:
+            content = drop.read(obj)
+        except DropObjectChanged:
+            continue
+        if identify(la_code, content)[0] == submission_id:
+            return obj
+    return None
