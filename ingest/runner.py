@@ -8,6 +8,8 @@ instance is prepared by `ingest.instance`.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +57,7 @@ def run_once(
                     on_file(outcome)
 
         with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
+            fail_abandoned_runs(instance)
             # What a killed process left first: its files then leave the inbox, and are not
             # among the new files the sensor finds.
             execute(unfinished_runs(settings))
@@ -130,6 +133,51 @@ def unfinished_runs(settings: Settings) -> list[RunRequest]:
     ]
 
 
+def runner_tag() -> str:
+    """This process, as the runs it executes are tagged: `<host>:<pid>`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_abandoned_runs(instance: DagsterInstance) -> int:
+    """Mark failed the unfinished runs an earlier `run` on this host executed in a process
+    that is gone (killed), so that their files are not skipped as in progress. How many."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from ingest.jobs import RETURN_JOB, RUNNER_TAG
+
+    records = instance.get_run_records(
+        filters=RunsFilter(
+            job_name=RETURN_JOB,
+            statuses=[
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+            ],
+        )
+    )
+    host = f"{socket.gethostname()}:"
+    failed = 0
+    for record in records:
+        tag = record.dagster_run.tags.get(RUNNER_TAG, "")
+        pid = tag.removeprefix(host)
+        if tag.startswith(host) and pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(
+                record.dagster_run, "the trial-ingest run process executing this run is gone"
+            )
+            failed += 1
+    return failed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
 def check_configuration(settings: Settings) -> None:
     """Refuse to start, saying what to set, rather than fail every run the same way."""
     from ingest.assets.partitions import allocated_las
@@ -195,14 +243,14 @@ def execute_request(
     console: Mapping[str, object] = QUIET_CONSOLE,
 ) -> FileOutcome:
     """Execute one requested run here, then read what became of its file from the audit."""
-    from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB, SUBMISSION_TAG
+    from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB, RUNNER_TAG, SUBMISSION_TAG
 
     job = defs.resolve_job_def(RETURN_JOB)
     result = job.execute_in_process(
         instance=instance,
         partition_key=request.partition_key,
         run_config={**request.run_config, **console},
-        tags=dict(request.tags),
+        tags={**request.tags, RUNNER_TAG: runner_tag()},
         raise_on_error=False,
     )
     la_code = request.tags[LA_TAG]

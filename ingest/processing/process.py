@@ -71,20 +71,32 @@ def process_received(
 def _record_duplicate(services: Services, received: Received) -> SubmissionResult:
     result = _result(services, received, SubmissionStatus.DUPLICATE, (), ())
     outcome = SubmissionOutcome(la_code=received.la_code, key_id=result.key_id, tables=[])
-    _record_outcome(services, received, result, outcome)
+    _record_outcome(services, received, result, outcome, report_first=False)
     return result
 
 
 def _record_outcome(
-    services: Services, received: Received, result: SubmissionResult, outcome: SubmissionOutcome
+    services: Services,
+    received: Received,
+    result: SubmissionResult,
+    outcome: SubmissionOutcome,
+    *,
+    report_first: bool = True,
 ) -> None:
-    """Report, audit, then empty the inbox: each step is safe to repeat, and the file leaves the
-    inbox last, so a process killed in between loses nothing. The report comes before the audit
-    row that marks the file done: rewriting it gives the same report under the same name."""
-    write_report(services, result, outcome)
+    """Report, audit, then empty the inbox, so a process killed in between loses nothing.
+
+    The audit row marks the inbox file done, so the report comes first: processing the landed
+    file again writes the same report under the same name. A duplicate is not landed and its
+    received time is on record only in its audit row, so its report comes after, and is
+    written again from the audit row if the process died before the file left the inbox.
+    """
+    if report_first:
+        write_report(services, result, outcome)
     services.warehouse.record_submission(
         audit_rows(services, result), taken_file=received.taken_file
     )
+    if not report_first:
+        write_report(services, result, outcome)
     leave_inbox(services, received)
 
 

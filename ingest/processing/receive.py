@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.processing.errors import PipelineError
+from ingest.processing.report import rewrite_duplicate_report
 from ingest.processing.services import Services
 from ingest.storage.drop import Drop, DropObject, DropObjectChanged
 from ingest.storage.landing import LandedFile, Landing, submission_id_for
@@ -73,7 +74,10 @@ def take_from_drop(services: Services, la_code: str, fingerprint: str) -> Receiv
     obj = find_in_inbox(drop, la_code, fingerprint)
     if obj is None:
         return None
-    if services.warehouse.was_taken(la_code, fingerprint):
+    taken = services.warehouse.taken_receipt(la_code, fingerprint)
+    if taken:
+        if taken[0].status == "duplicate":
+            rewrite_duplicate_report(services, taken[0])
         drop.remove(obj)
         return None
     try:

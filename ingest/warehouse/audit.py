@@ -191,18 +191,19 @@ class AuditTrail(WarehouseParts):
             )
         )
 
-    def was_taken(self, la_code: str, fingerprint: str) -> bool:
-        """Is the outcome of the inbox file of this fingerprint already recorded?"""
-        table = self._layout.taken_files
+    def taken_receipt(self, la_code: str, fingerprint: str) -> list[SubmissionRecord]:
+        """The audit rows of the receipt taken from the inbox file of this fingerprint (none: its
+        outcome is not recorded)."""
+        taken, table = self._layout.taken_files, self._layout.submissions
         query = (
-            sa.select(sa.literal(1))
-            .where(table.c.la_code == check_la_code(la_code), table.c.fingerprint == fingerprint)
-            .limit(1)
+            sa.select(table)
+            .join(taken, taken.c.receipt_id == table.c.receipt_id)
+            .where(taken.c.la_code == check_la_code(la_code), taken.c.fingerprint == fingerprint)
         )
-        found = self._session.run(
-            "looking for a taken file", lambda conn: conn.execute(query).first()
+        rows = self._session.run(
+            "looking for a taken file", lambda conn: conn.execute(query).mappings().all()
         )
-        return found is not None
+        return [_submission_record(row) for row in rows]
 
     def has_outcome(self, la_code: str, submission_id: str) -> bool:
         """Has this landed submission an outcome (accepted, held or rejected) on record?"""
