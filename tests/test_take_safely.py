@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from e2e import postgres_database, require_postgres
 from test_dagster_definitions import ALLOCATION_CSV, TrialService, people_csv
 
 from ingest.instance import prepare_dagster_home
@@ -50,16 +51,16 @@ FILES = [
 ]
 
 
-def trial(root: Path) -> TrialService:
+def trial(root: Path, warehouse_url: str | None = None) -> TrialService:
     """A trial on `root` under the module's keys, its files delivered (the same upload times in
-    every trial, so the same fingerprints)."""
+    every trial, so the same fingerprints); its warehouse a DuckDB file unless given."""
     (root / "allocation.csv").write_text(ALLOCATION_CSV)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "TRIAL_HOME": str(root / "home"),
         "TRIAL_DROP_URL": str(root / "drop"),
         "TRIAL_LANDING_URL": str(root / "landing"),
-        "TRIAL_WAREHOUSE_URL": f"duckdb:///{root / 'home' / 'warehouse.duckdb'}",
+        "TRIAL_WAREHOUSE_URL": warehouse_url or f"duckdb:///{root / 'home' / 'warehouse.duckdb'}",
         "TRIAL_ALLOCATION_FILE": str(root / "allocation.csv"),
         "DAGSTER_HOME": str(root / "home" / "dagster"),
         **KEYS,
@@ -132,7 +133,10 @@ def _without_times(report: str) -> str:
 
 @pytest.fixture(scope="module")
 def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> State:
-    service = trial(tmp_path_factory.mktemp("undisturbed"))
+    return undisturbed_run(trial(tmp_path_factory.mktemp("undisturbed")))
+
+
+def undisturbed_run(service: TrialService) -> State:
     summary = run_once(service.env)
     assert [f.status for f in summary.files] == [
         "accepted",
@@ -211,6 +215,36 @@ def test_the_next_run_says_what_became_of_a_file_whose_run_was_killed(tmp_path: 
         ("203", "accepted"),
         ("203", "duplicate"),
     ]
+
+
+# --- on PostgreSQL ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def undisturbed_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
+    require_postgres()
+    with postgres_database("trial_take_test") as url:
+        yield undisturbed_run(trial(tmp_path_factory.mktemp("undisturbed_pg"), url))
+
+
+@pytest.mark.parametrize(
+    ("step", "call"), [("checking", 1), ("loaded", 1), ("reported", 1), ("audited", 5)]
+)
+@pytest.mark.usefixtures("fresh_environment")
+def test_on_postgresql_a_killed_run_loses_nothing_and_the_next_run_converges(
+    tmp_path: Path, undisturbed_on_postgresql: State, step: str, call: int
+) -> None:
+    with postgres_database("trial_take_test") as url:
+        service = trial(tmp_path, url)
+
+        killed_run(service, step, call)
+        run_once(service.env)
+
+        after = state(service)
+    assert after.inbox == {"201": [], "202": [], "203": []}
+    assert after.audit == undisturbed_on_postgresql.audit
+    assert after.reports == undisturbed_on_postgresql.reports
+    assert after.tables == undisturbed_on_postgresql.tables
 
 
 # --- processing, without Dagster ------------------------------------------------------------
