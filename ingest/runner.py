@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,10 +57,10 @@ def run_once(
                     on_file(outcome)
 
         with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
-            fail_abandoned_runs(instance)
+            busy = settle_unfinished_runs(instance)
             # What a killed process left first: its files then leave the inbox, and are not
             # among the new files the sensor finds.
-            execute(unfinished_runs(settings))
+            execute(unfinished_runs(settings, busy))
             requests, note = requested_runs(defs, instance)
             execute(requests)
     return RunSummary(files=files, note=note)
@@ -102,10 +102,12 @@ def _warehouse_held_open(settings: Settings) -> Iterator[None]:
         warehouse.dispose()
 
 
-def unfinished_runs(settings: Settings) -> list[RunRequest]:
+def unfinished_runs(settings: Settings, busy_las: Set[str] = frozenset()) -> list[RunRequest]:
     """One run per landed submission with no outcome on record (a process died while it was
     processed): each is processed again from the landing store, and its inbox file removed.
-    The landing store's abandoned temporary files are removed first."""
+    Not for an LA in `busy_las`: one of its runs is in progress elsewhere (the UI's), and may
+    be processing that very submission. The landing store's abandoned temporary files are
+    removed first."""
     from dagster import RunRequest
 
     from ingest.assets.partitions import allocated_las
@@ -129,7 +131,7 @@ def unfinished_runs(settings: Settings) -> list[RunRequest]:
             run_config=return_run_config(submission_id=landed.submission_id),
         )
         for landed in unfinished
-        if landed.la_code in la_codes
+        if landed.la_code in la_codes and landed.la_code not in busy_las
     ]
 
 
@@ -138,17 +140,19 @@ def runner_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def fail_abandoned_runs(instance: DagsterInstance) -> int:
-    """Mark failed the unfinished runs an earlier `run` on this host executed in a process
-    that is gone (killed), so that their files are not skipped as in progress. How many."""
+def settle_unfinished_runs(instance: DagsterInstance) -> set[str]:
+    """Mark failed the unfinished runs an earlier `run` on this host executed in a process that
+    is gone (killed), so that their files are not skipped as in progress; the LAs of the
+    unfinished runs left (running in another process, the UI's or another host's)."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    from ingest.jobs import RETURN_JOB, RUNNER_TAG
+    from ingest.jobs import LA_TAG, RETURN_JOB, RUNNER_TAG
 
     records = instance.get_run_records(
         filters=RunsFilter(
             job_name=RETURN_JOB,
             statuses=[
+                DagsterRunStatus.QUEUED,
                 DagsterRunStatus.NOT_STARTED,
                 DagsterRunStatus.STARTING,
                 DagsterRunStatus.STARTED,
@@ -156,16 +160,18 @@ def fail_abandoned_runs(instance: DagsterInstance) -> int:
         )
     )
     host = f"{socket.gethostname()}:"
-    failed = 0
+    busy: set[str] = set()
     for record in records:
-        tag = record.dagster_run.tags.get(RUNNER_TAG, "")
+        run = record.dagster_run
+        tag = run.tags.get(RUNNER_TAG, "")
         pid = tag.removeprefix(host)
         if tag.startswith(host) and pid.isdigit() and not _process_alive(int(pid)):
             instance.report_run_failed(
-                record.dagster_run, "the trial-ingest run process executing this run is gone"
+                run, "the trial-ingest run process executing this run is gone"
             )
-            failed += 1
-    return failed
+        else:
+            busy.add(run.tags.get(LA_TAG, ""))
+    return busy
 
 
 def _process_alive(pid: int) -> bool:

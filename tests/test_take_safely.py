@@ -20,13 +20,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.utils import make_new_run_id
 from e2e import postgres_database, require_postgres
 from test_dagster_definitions import ALLOCATION_CSV, TrialService, people_csv
 
 from ingest.instance import prepare_dagster_home
+from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB
 from ingest.processing import Services, process_received, take_from_drop
 from ingest.runner import run_once
-from ingest.settings import Settings
+from ingest.settings import Settings, environment
 from ingest.storage.drop import LocalFolderDrop
 from ingest.storage.landing import LandingStore
 from ingest.warehouse import Warehouse, duckdb_url
@@ -215,6 +218,44 @@ def test_the_next_run_says_what_became_of_a_file_whose_run_was_killed(tmp_path: 
         ("203", "accepted"),
         ("203", "duplicate"),
     ]
+
+
+@pytest.mark.usefixtures("fresh_environment")
+def test_a_landed_file_whose_run_is_in_progress_elsewhere_is_left_to_that_run(
+    tmp_path: Path,
+) -> None:
+    """A run the UI's daemon started (no `trial-ingest run` process of this host behind it) may
+    be processing the landed file: `run` leaves that LA's landed files alone."""
+    service = trial(tmp_path)
+    killed_run(service, "landed", 1)  # 201's first file landed, its run's process gone
+    [fingerprint] = [
+        o.fingerprint for o in drop_of(service).list_inbox("201") if o.size == len(FILES[0][2])
+    ]
+    with environment(service.env), DagsterInstance.get() as instance:
+        instance.add_run(
+            DagsterRun(
+                job_name=RETURN_JOB,
+                run_id=make_new_run_id(),
+                status=DagsterRunStatus.STARTED,
+                tags={LA_TAG: "201", DROP_OBJECT_TAG: fingerprint},
+            )
+        )
+
+    summary = run_once(service.env)
+
+    assert "people.csv" in service.inbox("201")
+    assert [(f.la_code, f.status) for f in summary.files if f.la_code != "201"] == [
+        ("202", "rejected"),
+        ("203", "accepted"),
+        ("203", "duplicate"),
+    ]
+    warehouse = service.warehouse()
+    assert warehouse.submissions_with_outcome() == {f.submission_id for f in summary.files}
+    warehouse.dispose()
+
+
+def drop_of(service: TrialService) -> LocalFolderDrop:
+    return LocalFolderDrop(service.drop, parse_key_text(KEYS["TRIAL_LANDING_KEY"]))
 
 
 # --- on PostgreSQL ----------------------------------------------------------------------------
