@@ -22,11 +22,14 @@ RETURN_JOB = "ingest_return"
 ALLOCATION_JOB = "load_allocation"
 PROCESS_RETURN_OP = "process_return"
 
-# The only run tags the service sets: the LA (from the allocation), the drop file's keyed
+# The run tags the service sets: the LA (from the allocation), the drop file's keyed
 # fingerprint, and the submission id (a keyed HMAC of the content) once the file has landed.
 LA_TAG = "trial/la"
 DROP_OBJECT_TAG = "trial/drop_object"
 SUBMISSION_TAG = "trial/submission"
+# And on a run `trial-ingest run` executes in its own process: the host and process id, so a
+# later `run` can tell that run's process is gone (killed) and mark it failed.
+RUNNER_TAG = "trial/runner"
 
 CLEAN_PREFIX = "clean"
 ALLOCATION_KEY = AssetKey(["trial", "allocation"])

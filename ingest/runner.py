@@ -8,7 +8,9 @@ instance is prepared by `ingest.instance`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,13 +48,21 @@ def run_once(
     files: list[FileOutcome] = []
     with service_instance(env, settings) as (defs, instance):
         load_allocation(defs, instance, console=console)
-        requests, note = requested_runs(defs, instance)
-        with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
+
+        def execute(requests: list[RunRequest]) -> None:
             for request in requests:
                 outcome = execute_request(defs, instance, request, settings, console=console)
                 files.append(outcome)
                 if on_file is not None:
                     on_file(outcome)
+
+        with sqlite_storage_held_open(settings.dagster_home), _warehouse_held_open(settings):
+            busy = settle_unfinished_runs(instance)
+            # What a killed process left first: its files then leave the inbox, and are not
+            # among the new files the sensor finds.
+            execute(unfinished_runs(settings, busy))
+            requests, note = requested_runs(defs, instance)
+            execute(requests)
     return RunSummary(files=files, note=note)
 
 
@@ -81,13 +91,97 @@ def sqlite_storage_held_open(home: Path) -> Iterator[None]:
 
 @contextmanager
 def _warehouse_held_open(settings: Settings) -> Iterator[None]:
-    """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`)."""
+    """The runs of one `run_once` share the warehouse file (see `Warehouse.held_open`); the
+    spool folders of killed loads are removed first."""
     warehouse = warehouse_at(settings)
     try:
         with warehouse.held_open():
+            warehouse.remove_abandoned_spools()
             yield
     finally:
         warehouse.dispose()
+
+
+def unfinished_runs(settings: Settings, busy_las: Set[str] = frozenset()) -> list[RunRequest]:
+    """One run per landed submission with no outcome on record (a process died while it was
+    processed): each is processed again from the landing store, and its inbox file removed.
+    Not for an LA in `busy_las`: one of its runs is in progress elsewhere (the UI's), and may
+    be processing that very submission. The landing store's abandoned temporary files are
+    removed first."""
+    from dagster import RunRequest
+
+    from ingest.assets.partitions import allocated_las
+    from ingest.jobs import LA_TAG, SUBMISSION_TAG, return_run_config
+    from ingest.processing import unfinished_submissions
+    from ingest.storage.landing import LandingStore, open_configured_landing
+
+    landing = open_configured_landing(settings)
+    if isinstance(landing, LandingStore):
+        landing.remove_abandoned_parts()
+    la_codes = set(allocated_las(settings).la_codes)
+    warehouse = warehouse_at(settings)
+    try:
+        unfinished = unfinished_submissions(landing, warehouse)
+    finally:
+        warehouse.dispose()
+    return [
+        RunRequest(
+            partition_key=landed.la_code,
+            tags={LA_TAG: landed.la_code, SUBMISSION_TAG: landed.submission_id},
+            run_config=return_run_config(submission_id=landed.submission_id),
+        )
+        for landed in unfinished
+        if landed.la_code in la_codes and landed.la_code not in busy_las
+    ]
+
+
+def runner_tag() -> str:
+    """This process, as the runs it executes are tagged: `<host>:<pid>`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def settle_unfinished_runs(instance: DagsterInstance) -> set[str]:
+    """Mark failed the unfinished runs an earlier `run` on this host executed in a process that
+    is gone (killed), so that their files are not skipped as in progress; the LAs of the
+    unfinished runs left (running in another process, the UI's or another host's)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from ingest.jobs import LA_TAG, RETURN_JOB, RUNNER_TAG
+
+    records = instance.get_run_records(
+        filters=RunsFilter(
+            job_name=RETURN_JOB,
+            statuses=[
+                DagsterRunStatus.QUEUED,
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+            ],
+        )
+    )
+    host = f"{socket.gethostname()}:"
+    busy: set[str] = set()
+    for record in records:
+        run = record.dagster_run
+        tag = run.tags.get(RUNNER_TAG, "")
+        pid = tag.removeprefix(host)
+        if tag.startswith(host) and pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(
+                run, "the trial-ingest run process executing this run is gone"
+            )
+        else:
+            busy.add(run.tags.get(LA_TAG, ""))
+    return busy
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 def check_configuration(settings: Settings) -> None:
@@ -155,14 +249,14 @@ def execute_request(
     console: Mapping[str, object] = QUIET_CONSOLE,
 ) -> FileOutcome:
     """Execute one requested run here, then read what became of its file from the audit."""
-    from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB, SUBMISSION_TAG
+    from ingest.jobs import DROP_OBJECT_TAG, LA_TAG, RETURN_JOB, RUNNER_TAG, SUBMISSION_TAG
 
     job = defs.resolve_job_def(RETURN_JOB)
     result = job.execute_in_process(
         instance=instance,
         partition_key=request.partition_key,
         run_config={**request.run_config, **console},
-        tags=dict(request.tags),
+        tags={**request.tags, RUNNER_TAG: runner_tag()},
         raise_on_error=False,
     )
     la_code = request.tags[LA_TAG]

@@ -10,9 +10,10 @@ same name uploaded again later is new, and a corrected re-upload has a new size 
 so a new fingerprint. Fingerprints of runs still queued or running are skipped too, so the
 sensor and `trial-ingest run` (which starts from an empty cursor) do not take one file twice.
 
-A file whose run failed before taking it stays requested while it stays in the inbox, so a
-broken file is not retried every tick: re-execute its run from the UI, or `trial-ingest run`,
-which tries everything still in the inboxes.
+A file leaves the inbox only once its outcome is recorded, so a file whose run failed (or
+whose process died) stays in the inbox, and stays requested while it is there, so a broken
+file is not retried every tick: re-execute its run from the UI, or `trial-ingest run`, which
+finishes what killed runs left and tries everything still in the inboxes.
 """
 
 import json

@@ -136,7 +136,8 @@ def build_process_return(allocated: AllocatedLAs, warehouse_kind: str) -> Assets
         if result is None:
             context.log.warning(
                 f"LA {la_code}: file {config.fingerprint} left the inbox before this run took "
-                "it (uploaded again, or taken by another run): nothing to do"
+                "it (uploaded again, or taken by another run), or its outcome was already "
+                "recorded: nothing to do"
             )
             return
         context.log.info(summary_line(result))

@@ -1,10 +1,11 @@
 """What happens to one file an LA dropped, with no Dagster in sight.
 
-    take_from_drop      read the listed file, land it encrypted, empty it from the inbox
-    take_from_landing   or read a landed file again (re-runs, key rotation, releasing a hold)
+    take_from_drop      read the listed file, land it encrypted
+    take_from_landing   or read a landed file again (re-runs, key rotation, releasing a hold,
+                        finishing an `unfinished_submissions` one whose process died)
     process_received    duplicate? -> check (pseudonymise, validate) -> load the warehouse,
                         the blocking checks deciding whether it replaces the current return ->
-                        audit -> report to the LA
+                        report to the LA -> audit -> empty the file from the inbox
 
 One module per step: `receive`, `decide` (the blocking checks), `process`, `audit`, `report`;
 `results` holds what processing returns and `services` what it is given.
@@ -18,7 +19,12 @@ LA's file name.
 from ingest.processing.decide import CHECK_DESCRIPTIONS, Check, CheckVerdict, blocking_checks
 from ingest.processing.errors import PipelineError
 from ingest.processing.process import process_received, rejected_by_rule
-from ingest.processing.receive import Received, take_from_drop, take_from_landing
+from ingest.processing.receive import (
+    Received,
+    take_from_drop,
+    take_from_landing,
+    unfinished_submissions,
+)
 from ingest.processing.results import (
     DatasetResult,
     DatasetStatus,
@@ -43,4 +49,5 @@ __all__ = [
     "rejected_by_rule",
     "take_from_drop",
     "take_from_landing",
+    "unfinished_submissions",
 ]

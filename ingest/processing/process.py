@@ -1,6 +1,6 @@
 """Processing one received file: duplicate? -> check (pseudonymise, validate) -> load the
-warehouse, the blocking checks deciding whether it replaces the LA's current return -> audit ->
-report to the LA.
+warehouse, the blocking checks deciding whether it replaces the LA's current return -> report to
+the LA -> audit -> the file leaves the inbox.
 
 A large file is checked and loaded a chunk at a time (`schemas.chunked`), with the same checks,
 statuses and audit as a file checked whole.
@@ -24,7 +24,7 @@ import schemas.submission
 from ingest.processing.audit import audit_rows
 from ingest.processing.decide import ReplaceDecision
 from ingest.processing.errors import PipelineError
-from ingest.processing.receive import Received, is_duplicate
+from ingest.processing.receive import Received, is_duplicate, leave_inbox
 from ingest.processing.report import write_report
 from ingest.processing.results import (
     DatasetResult,
@@ -66,17 +66,40 @@ def process_received(
         submission_id=received.submission_id,
         issues=outcome.file_issues,
     )
-    services.warehouse.record_submission(audit_rows(services, result))
-    write_report(services, result, outcome)
+    _record_outcome(services, received, result, outcome)
     return result
 
 
 def _record_duplicate(services: Services, received: Received) -> SubmissionResult:
     result = _result(services, received, SubmissionStatus.DUPLICATE, (), ())
-    services.warehouse.record_submission(audit_rows(services, result))
     outcome = SubmissionOutcome(la_code=received.la_code, key_id=result.key_id, tables=[])
-    write_report(services, result, outcome)
+    _record_outcome(services, received, result, outcome, report_first=False)
     return result
+
+
+def _record_outcome(
+    services: Services,
+    received: Received,
+    result: SubmissionResult,
+    outcome: SubmissionOutcome,
+    *,
+    report_first: bool = True,
+) -> None:
+    """Report, audit, then empty the inbox, so a process killed in between loses nothing.
+
+    The audit row marks the inbox file done, so the report comes first: processing the landed
+    file again writes the same report under the same name. A duplicate is not landed and its
+    received time is on record only in its audit row, so its report comes after, and is
+    written again from the audit row if the process died before the file left the inbox.
+    """
+    if report_first:
+        write_report(services, result, outcome)
+    services.warehouse.record_submission(
+        audit_rows(services, result), taken_file=received.taken_file
+    )
+    if not report_first:
+        write_report(services, result, outcome)
+    leave_inbox(services, received)
 
 
 def _result(

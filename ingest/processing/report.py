@@ -5,10 +5,30 @@ from __future__ import annotations
 from ingest.processing.decide import CHECK_DESCRIPTIONS
 from ingest.processing.results import DatasetStatus, SubmissionResult, SubmissionStatus
 from ingest.processing.services import Services
-from ingest.warehouse import cross_check_findings
+from ingest.warehouse import SubmissionRecord, cross_check_findings
 from schemas.cross_dataset_rules import CrossCheckFinding
 from schemas.outcome import SubmissionOutcome
-from schemas.report import render_report
+from schemas.report import render_report, report_file_name
+
+
+def rewrite_duplicate_report(services: Services, audit: SubmissionRecord) -> None:
+    """A duplicate's report again, from its audit row (written before its report, as a
+    duplicate's received time is only on record there); the same name and text."""
+    result = SubmissionResult(
+        la_code=audit.la_code,
+        submission_id=audit.submission_id,
+        receipt_id=audit.receipt_id,
+        received_at=audit.received_at,
+        content_hmac=audit.content_hmac or "",
+        size_bytes=audit.size_bytes,
+        key_id=audit.key_id,
+        status=SubmissionStatus.DUPLICATE,
+        file_rules=(),
+        datasets=(),
+        report_name=report_file_name(audit.received_at, audit.submission_id),
+    )
+    outcome = SubmissionOutcome(la_code=audit.la_code, key_id=audit.key_id, tables=[])
+    write_report(services, result, outcome)
 
 
 def write_report(services: Services, result: SubmissionResult, outcome: SubmissionOutcome) -> None:

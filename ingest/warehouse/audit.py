@@ -162,13 +162,65 @@ class AuditTrail(WarehouseParts):
             for row in rows
         ]
 
-    def record_submission(self, rows: Sequence[SubmissionRecord]) -> None:
-        """Insert or replace audit rows by (receipt_id, dataset), in one transaction."""
+    def record_submission(
+        self, rows: Sequence[SubmissionRecord], *, taken_file: str | None = None
+    ) -> None:
+        """Insert or replace audit rows by (receipt_id, dataset), in one transaction; with them,
+        that the receipt came from the inbox file of fingerprint `taken_file`."""
         values = [_submission_values(row) for row in rows]
-        if values:
-            self._session.run(
-                "recording submissions", lambda conn: self._upsert_submissions(conn, values)
+        if not values:
+            return
+
+        def record(conn: sa.Connection) -> None:
+            self._upsert_submissions(conn, values)
+            if taken_file is not None:
+                self._record_taken(conn, rows[0], taken_file)
+
+        self._session.run("recording submissions", record)
+
+    def _record_taken(self, conn: sa.Connection, row: SubmissionRecord, fingerprint: str) -> None:
+        table = self._layout.taken_files
+        conn.execute(
+            sa.delete(table).where(
+                table.c.la_code == row.la_code, table.c.fingerprint == fingerprint
             )
+        )
+        conn.execute(
+            sa.insert(table).values(
+                la_code=row.la_code, fingerprint=fingerprint, receipt_id=row.receipt_id
+            )
+        )
+
+    def taken_receipt(self, la_code: str, fingerprint: str) -> list[SubmissionRecord]:
+        """The audit rows of the receipt taken from the inbox file of this fingerprint (none: its
+        outcome is not recorded)."""
+        taken, table = self._layout.taken_files, self._layout.submissions
+        query = (
+            sa.select(table)
+            .join(taken, taken.c.receipt_id == table.c.receipt_id)
+            .where(taken.c.la_code == check_la_code(la_code), taken.c.fingerprint == fingerprint)
+        )
+        rows = self._session.run(
+            "looking for a taken file", lambda conn: conn.execute(query).mappings().all()
+        )
+        return [_submission_record(row) for row in rows]
+
+    def has_outcome(self, la_code: str, submission_id: str) -> bool:
+        """Has this landed submission an outcome (accepted, held or rejected) on record?"""
+        table = self._layout.submissions
+        query = (
+            sa.select(sa.literal(1))
+            .where(
+                table.c.la_code == check_la_code(la_code),
+                table.c.submission_id == submission_id,
+                table.c.status.in_(("accepted", "held", "rejected")),
+            )
+            .limit(1)
+        )
+        found = self._session.run(
+            "looking for an outcome", lambda conn: conn.execute(query).first()
+        )
+        return found is not None
 
     def _upsert_submissions(self, conn: sa.Connection, values: list[dict[str, Any]]) -> None:
         table = self._layout.submissions
@@ -221,6 +273,19 @@ class AuditTrail(WarehouseParts):
             "checking for a duplicate", lambda conn: conn.execute(query).first()
         )
         return found is not None
+
+    def submissions_with_outcome(self) -> set[str]:
+        """The ids of every submission with an outcome (accepted, held or rejected)."""
+        table = self._layout.submissions
+        query = (
+            sa.select(table.c.submission_id)
+            .distinct()
+            .where(table.c.status.in_(("accepted", "held", "rejected")))
+        )
+        rows = self._session.run(
+            "reading submissions with an outcome", lambda conn: conn.execute(query).all()
+        )
+        return {str(row[0]) for row in rows}
 
     def previous_accepted(self, la_code: str, dataset: str) -> PreviousReturn | None:
         """The LA's current return for the dataset: its rows and newest service date."""

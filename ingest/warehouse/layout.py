@@ -5,8 +5,9 @@
 - `history.<dataset>`: every accepted return, by submission;
 - `ops.quarantine_<dataset>`, `ops.issues`: rejected rows (already pseudonymised) and the
   row/column/rule of every issue;
-- `ops.submissions` (the audit table), `ops.current_returns`, `ops.withdrawn`,
-  `ops.retention_log`; `trial.allocation`; `analysis.<dataset>` views with the arm joined in.
+- `ops.submissions` (the audit table), `ops.taken_files`, `ops.current_returns`,
+  `ops.withdrawn`, `ops.retention_log`; `trial.allocation`; `analysis.<dataset>` views with
+  the arm joined in.
 
 Timestamps are stored as UTC in `TIMESTAMP` columns without a zone (the same on every
 dialect); the API takes and returns timezone-aware datetimes.
@@ -120,6 +121,7 @@ class Layout:
     withdrawn: sa.Table
     allocation: sa.Table
     retention_log: sa.Table
+    taken_files: sa.Table
 
     def table(self, schema: str, name: str) -> sa.Table:
         """One of the tables or `clean` views (plain schema names)."""
@@ -258,6 +260,18 @@ def _ops_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
             sa.UniqueConstraint("la_code", "submission_id"),
             schema="ops",
         ),
+        # Which inbox file (by keyed fingerprint) each receipt came from, written with the
+        # receipt's audit rows: a file still in the inbox after its outcome was recorded (the
+        # process died before removing it) is then removed, not taken a second time.
+        "taken_files": sa.Table(
+            "taken_files",
+            metadata,
+            sa.Column("la_code", sa.String(), nullable=False),
+            sa.Column("fingerprint", sa.String(), nullable=False),
+            sa.Column("receipt_id", sa.String(), nullable=False),
+            sa.UniqueConstraint("la_code", "fingerprint"),
+            schema="ops",
+        ),
         "allocation": sa.Table(
             "allocation",
             metadata,
@@ -321,6 +335,7 @@ def build_layout(*, with_indexes: bool) -> Layout:
         withdrawn=ops["withdrawn"],
         allocation=ops["allocation"],
         retention_log=ops["retention_log"],
+        taken_files=ops["taken_files"],
     )
 
 

@@ -142,6 +142,14 @@ def _reset_duckdb_settings(raw: Any, settings: dict[str, str]) -> None:
         raw.execute(f"RESET {name}")
 
 
+def remove_abandoned_spools(database: str | None) -> None:
+    """`_remove_abandoned_spools` beside the DuckDB file `database`, for the start of a run:
+    call it only while this process holds the file open."""
+    if database and database != ":memory:":
+        path = Path(database).expanduser().resolve()
+        _remove_abandoned_spools(path.parent, path.name)
+
+
 def _remove_abandoned_spools(parent: Path, stem: str) -> None:
     """Remove the spool folders of loads that were killed before they could remove them.
 

@@ -26,6 +26,7 @@ from ingest.warehouse.layout import (
 )
 from ingest.warehouse.loading import ReturnLoader
 from ingest.warehouse.session import Session, WarehouseParts, create_engine
+from ingest.warehouse.spool import remove_abandoned_spools
 
 
 class Warehouse(ReturnLoader, AuditTrail):
@@ -125,6 +126,12 @@ class Warehouse(ReturnLoader, AuditTrail):
             return
         with self._session.connect():
             yield
+
+    def remove_abandoned_spools(self) -> None:
+        """Remove the spool folders killed loads left beside a DuckDB file (inside `held_open`,
+        where no other process can be loading into it)."""
+        if self._dialect == "duckdb":
+            remove_abandoned_spools(self.engine.url.database)
 
     def load_allocation(self, path: Path) -> list[AllocationRow]:
         """Replace `trial.allocation` with the allocation file's rows, atomically."""

@@ -58,7 +58,7 @@ def test_schema_has_every_table_and_is_idempotent(warehouse: Warehouse) -> None:
         "clean": set(DATASETS),
         "history": set(DATASETS),
         "ops": {f"quarantine_{d}" for d in DATASETS}
-        | {"issues", "submissions", "current_returns", "withdrawn", "retention_log"},
+        | {"issues", "submissions", "current_returns", "withdrawn", "retention_log", "taken_files"},
         "trial": {"allocation"},
         "analysis": set(DATASETS),  # views
     }.items():

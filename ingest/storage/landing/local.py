@@ -10,7 +10,8 @@ import builtins
 import contextlib
 import os
 import tempfile
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ingest.storage.landing.base import (
@@ -33,11 +34,15 @@ from pseudonymise.landing_crypto import encrypt_blob
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+PART_PREFIX = ".landing-"
+PART_SUFFIX = ".part"
+# A temporary file untouched this long belongs to a killed write (`remove_abandoned_parts`).
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
     """Write via a temporary file (named by `tempfile`, never after data) and a rename."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".landing-", suffix=".part")
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=PART_PREFIX, suffix=PART_SUFFIX)
     try:
         with os.fdopen(handle, "wb") as out:
             os.fchmod(out.fileno(), FILE_MODE)
@@ -123,6 +128,20 @@ class LandingStore:
     def older_than(self, cutoff: datetime) -> builtins.list[LandedFile]:
         """Landed submissions received before `cutoff` (for the retention job)."""
         return received_before(self.list(), cutoff)
+
+    def remove_abandoned_parts(self, older_than: timedelta = ABANDONED_AFTER) -> int:
+        """Remove temporary files of writes that were killed: a `.landing-*.part` is written
+        at once and renamed, so one untouched for `older_than` has no writer left. How many."""
+        if not self._root.is_dir():
+            return 0
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        for part in self._root.glob(f"*/{PART_PREFIX}*{PART_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if part.is_file() and part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+        return removed
 
     def _folder(self, la_code: str) -> Path:
         return self._root / check_la_code(la_code)
