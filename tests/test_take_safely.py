@@ -114,7 +114,7 @@ def state(service: TrialService) -> State:
                         r.rows_received,
                         r.rows_loaded,
                         r.rows_rejected,
-                        r.sha256,
+                        r.content_hmac,
                         r.size_bytes,
                     ),
                 )
