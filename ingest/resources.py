@@ -23,7 +23,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import PrivateAttr
 
 from ingest.settings import ALLOCATION_FILE, VARIABLES, Settings
-from pseudonymise.keys import TrialKey, load_key
+from pseudonymise.keys import TrialKey
 
 if TYPE_CHECKING:
     from ingest.storage.drop import Drop
@@ -65,16 +65,14 @@ class ServiceSettings(ConfigurableResource):  # type: ignore[type-arg]
 
 
 class TrialKeysResource(ConfigurableResource):  # type: ignore[type-arg]
-    """The pseudonymisation key and the landing-store key, each from exactly one source (key
-    text, a key file or a Secrets Manager secret), as `pseudonymise.keys.load_key` decides."""
+    """The pseudonymisation key, from exactly one source (key text, a key file or a Secrets
+    Manager secret), as `pseudonymise.keys.load_key` decides. (The landing key is read where
+    the drop and the landing store are opened: `ingest.storage`.)"""
 
     settings: ServiceSettings
 
     def pseudonym(self) -> TrialKey:
-        return load_key("PSEUDONYM", self.settings.get().key_variables("PSEUDONYM"))
-
-    def landing(self) -> TrialKey:
-        return load_key("LANDING", self.settings.get().key_variables("LANDING"))
+        return self.settings.get().key("PSEUDONYM")
 
 
 class DropResource(ConfigurableResource):  # type: ignore[type-arg]

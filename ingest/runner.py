@@ -187,7 +187,7 @@ def _process_alive(pid: int) -> bool:
 def check_configuration(settings: Settings) -> None:
     """Refuse to start, saying what to set, rather than fail every run the same way."""
     from ingest.assets.partitions import allocated_las
-    from pseudonymise.keys import KeyConfigError, load_key
+    from pseudonymise.keys import KeyConfigError
 
     problem = allocated_las(settings).problem
     if problem:
@@ -197,7 +197,7 @@ def check_configuration(settings: Settings) -> None:
             raise RunnerError(f"{variable} is not set")
     for purpose in ("PSEUDONYM", "LANDING"):
         try:
-            load_key(purpose, settings.key_variables(purpose))
+            settings.key(purpose)
         except KeyConfigError as exc:
             problem = str(exc)
         if problem:

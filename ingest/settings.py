@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pseudonymise.keys import TrialKey, load_key
+
 TRIAL_HOME = "TRIAL_HOME"
 DROP_URL = "TRIAL_DROP_URL"
 WAREHOUSE_URL = "TRIAL_WAREHOUSE_URL"
@@ -126,6 +128,10 @@ class Settings:
         """The variables that may name the `purpose` key, as `load_key` takes them."""
         prefix = f"TRIAL_{purpose}_KEY"
         return {name: value for name, value in self.key_sources.items() if _is_key(name, prefix)}
+
+    def key(self, purpose: str) -> TrialKey:
+        """The `purpose` key (``PSEUDONYM`` or ``LANDING``) from the one source that names it."""
+        return load_key(purpose, self.key_variables(purpose))
 
     def require(self, variable: str, what: str) -> str:
         """The value of a URL or path setting a command needs, or why it cannot go on."""

@@ -69,11 +69,10 @@ def _rotate_key(args: argparse.Namespace) -> int:
     """The new key comes from the usual key settings."""
     from ingest.rotation import RotationError, rotate_key
     from ingest.storage.landing import open_configured_landing
-    from pseudonymise.keys import load_key
     from pseudonymise.tokens import Tokeniser
 
     settings = _settings()
-    tokeniser = Tokeniser(load_key("PSEUDONYM", settings.key_variables("PSEUDONYM")))
+    tokeniser = Tokeniser(settings.key("PSEUDONYM"))
     try:
         result = rotate_key(
             open_configured_landing(settings),

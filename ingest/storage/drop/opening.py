@@ -6,7 +6,7 @@ from ingest.settings import DROP_URL, Settings, SftpSettings
 from ingest.storage.drop.base import Drop
 from ingest.storage.drop.local import LocalFolderDrop
 from ingest.storage.url import folder_path, url_scheme
-from pseudonymise.keys import TrialKey, load_key
+from pseudonymise.keys import TrialKey
 
 
 def open_drop(url: str, fingerprint_key: TrialKey, sftp: SftpSettings | None = None) -> Drop:
@@ -34,4 +34,4 @@ def open_drop(url: str, fingerprint_key: TrialKey, sftp: SftpSettings | None = N
 def open_configured_drop(settings: Settings) -> Drop:
     """The drop the settings name; its files are fingerprinted under the landing key."""
     url = settings.require(DROP_URL, "the LA drop")
-    return open_drop(url, load_key("LANDING", settings.key_variables("LANDING")), settings.sftp)
+    return open_drop(url, settings.key("LANDING"), settings.sftp)

@@ -6,7 +6,7 @@ from ingest.settings import LANDING_URL, Settings
 from ingest.storage.landing.base import Landing
 from ingest.storage.landing.local import LandingStore
 from ingest.storage.url import folder_path, url_scheme
-from pseudonymise.keys import TrialKey, load_key
+from pseudonymise.keys import TrialKey
 
 
 def open_landing(url: str, key: TrialKey, s3_sse: str | None = None) -> Landing:
@@ -30,5 +30,4 @@ def open_landing(url: str, key: TrialKey, s3_sse: str | None = None) -> Landing:
 def open_configured_landing(settings: Settings) -> Landing:
     """The landing store the settings name, under the landing key they name."""
     url = settings.require(LANDING_URL, "the encrypted landing store of raw files")
-    key = load_key("LANDING", settings.key_variables("LANDING"))
-    return open_landing(url, key, settings.landing_s3_sse)
+    return open_landing(url, settings.key("LANDING"), settings.landing_s3_sse)
